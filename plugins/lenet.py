@@ -1,0 +1,46 @@
+"""LeNet, as in the PyTorch "Neural Networks" tutorial: 1x32x32 input, two 5x5 convolutions and
+three fully connected layers. `print(LeNet())` gives the tutorial's module tree."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import zoo
+
+
+class LeNet(nn.Module):
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), (2, 2))
+        x = F.max_pool2d(F.relu(self.conv2(x)), (2, 2))
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+@zoo.hookimpl
+def zoo_models() -> list[zoo.ModelSpec]:
+    return [
+        zoo.ModelSpec(
+            name="lenet",
+            summary="LeNet of the PyTorch tutorial: 2 convs + 3 linear layers, 1x32x32 input",
+            input=zoo.InputSpec(channels=1, size=32, mean=(0.5,), std=(0.5,)),
+            head="fc3",
+            defaults=zoo.TrainDefaults(epochs=30, batch_size=32, lr=3e-3, weight_decay=1e-4),
+        )
+    ]
+
+
+@zoo.hookimpl
+def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Module | None:
+    if spec.name != "lenet":
+        return None
+    return LeNet(num_classes)

@@ -1,0 +1,43 @@
+"""torchvision's VGG16 with the transfer head of the "pretrain and fine-tune" tutorial:
+`avgpool` pools to 3x3 and the classifier is 4608 -> 512 -> 128 -> num_classes. Its default
+`head` strategy freezes the convolutional features and trains the new classifier alone.
+"""
+
+from torch import nn
+from torchvision.models import VGG16_Weights, vgg16
+
+import zoo
+from zoo.pretrained import IMAGENET_MEAN, IMAGENET_STD, torchvision_model
+
+
+@zoo.hookimpl
+def zoo_models() -> list[zoo.ModelSpec]:
+    return [
+        zoo.ModelSpec(
+            name="vgg16",
+            summary="torchvision VGG16, frozen features + a 4608->512->128 head (3x3 avgpool)",
+            input=zoo.InputSpec(channels=3, size=32, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+            head="classifier",
+            defaults=zoo.TrainDefaults(
+                epochs=5, batch_size=1024, lr=1e-3, optimizer="adam", schedule="none",
+                strategy="head",
+            ),
+            pretrained=True,
+        )
+    ]
+
+
+@zoo.hookimpl
+def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Module | None:
+    if spec.name != "vgg16":
+        return None
+    model = torchvision_model(vgg16, VGG16_Weights.IMAGENET1K_V1) if pretrained else vgg16()
+    model.avgpool = nn.AdaptiveAvgPool2d(output_size=(3, 3))
+    model.classifier = nn.Sequential(
+        nn.Linear(512 * 3 * 3, 512),
+        nn.ReLU(),
+        nn.Linear(512, 128),
+        nn.ReLU(),
+        nn.Linear(128, num_classes),
+    )
+    return model

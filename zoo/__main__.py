@@ -1,0 +1,5 @@
+"""`python -m zoo`, as `torchrun -m zoo` needs."""
+
+from zoo.cli import main
+
+main()

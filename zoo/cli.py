@@ -1,0 +1,206 @@
+"""The `zoo` command line. Heavy imports (torch, gradio) happen inside the commands that need
+them, so `zoo --help` starts fast."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from zoo.errors import ZooError
+
+app = typer.Typer(
+    help="A plugin-based PyTorch image-classification model zoo with a Gradio demo.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+_plugin_dirs: list[Path] = []
+
+
+def registry():
+    from zoo.registry import get_registry
+
+    return get_registry(_plugin_dirs)
+
+
+@app.callback()
+def _options(
+    plugins_dir: Annotated[
+        Optional[list[Path]],  # noqa: UP045 (typer reads the annotation at run time)
+        typer.Option(metavar="DIR", help="A folder of .py plugin files (repeatable; also $ZOO_PLUGINS_PATH)."),
+    ] = None,
+) -> None:
+    _plugin_dirs[:] = plugins_dir or []
+
+
+@app.command("list")
+def list_models(
+    pattern: Annotated[Optional[str], typer.Argument(help="A glob such as 'timm/*'.")] = None,  # noqa: UP045
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the models (a curated set, or all that match PATTERN)."""
+    specs = registry().find(pattern)
+    if as_json:
+        print(json.dumps([spec.to_dict() for spec in specs], indent=2))
+        return
+    table = Table("model", "input", "pretrained", "plugin", "summary", box=None)
+    for spec in specs:
+        shape = f"{spec.input.channels}x{spec.input.size}x{spec.input.size}"
+        table.add_row(spec.name, shape, "yes" if spec.pretrained else "", spec.plugin, spec.summary)
+    out.print(table)
+    if pattern is None:
+        hidden = len(registry().models) - len(specs)
+        if hidden:
+            out.print(f"and {hidden} more: zoo list 'timm/*' lists them all")
+
+
+@app.command()
+def info(
+    name: Annotated[str, typer.Argument(help="The model's name.")],
+    classes: Annotated[int, typer.Option(min=1, help="Size of the classifier head.")] = 10,
+    graph: Annotated[bool, typer.Option(help="Print the autograd graph of a forward + loss.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a model: module tree, parameter tensors, input spec, head, plugin."""
+    from zoo.introspect import autograd_graph, forward_loss, parameter_count, parameter_shapes
+
+    reg = registry()
+    spec = reg.model(name)
+    model = reg.build(spec, num_classes=classes)
+    shapes = parameter_shapes(model)
+    facts = {
+        **spec.to_dict(),
+        "module_tree": str(model),
+        "parameters": [{"name": n, "shape": list(s)} for n, s in shapes],
+        "parameter_count": parameter_count(model),
+    }
+    if graph:
+        facts["autograd_graph"] = autograd_graph(forward_loss(model, spec.input))
+    if as_json:
+        print(json.dumps(facts, indent=2))
+        return
+    i = spec.input
+    out.print(f"[bold]{spec.name}[/]: {spec.summary}")
+    out.print(f"plugin {spec.plugin}; head {spec.head}; pretrained weights: {spec.pretrained}")
+    out.print(f"input {i.channels}x{i.size}x{i.size}, mean {i.mean}, std {i.std}")
+    out.print("\nmodule tree:")
+    print(model)
+    out.print(f"\n{len(shapes)} parameter tensors:")
+    for param, shape in shapes:
+        print(f"  {param:<40} {list(shape)}")
+    out.print(f"total parameters: {facts['parameter_count']:,}")
+    if graph:
+        out.print("\nautograd graph of MSELoss(model(randn), randn):")
+        print("\n".join(facts["autograd_graph"]))
+
+
+@app.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the plugins, what each provides, and the errors of those that failed."""
+    infos = registry().plugins
+    if as_json:
+        print(json.dumps([vars(p) for p in infos], indent=2))
+        return
+    table = Table("plugin", "source", "models", "datasets", "error", box=None)
+    for p in infos:
+        models = ", ".join(p.models[:3]) + (f" (+{len(p.models) - 3})" if len(p.models) > 3 else "")
+        table.add_row(p.name, p.source, models, ", ".join(p.datasets), p.error or "")
+    out.print(table)
+
+
+def run_name(model: str, dataset: str) -> str:
+    """The default run name, `<model>-<dataset>`, safe as a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{model}-{dataset}").strip("-")
+
+
+@app.command()
+def train(
+    name: Annotated[str, typer.Argument(help="The model's name (zoo list).")],
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="digits, ...")] = None,  # noqa: UP045
+    epochs: Annotated[Optional[int], typer.Option()] = None,  # noqa: UP045
+    batch_size: Annotated[Optional[int], typer.Option()] = None,  # noqa: UP045
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate.")] = None,  # noqa: UP045
+    optimizer: Annotated[Optional[str], typer.Option(help="sgd, adam or adamw.")] = None,  # noqa: UP045
+    schedule: Annotated[Optional[str], typer.Option(help="onecycle, cosine or none.")] = None,  # noqa: UP045
+    weight_decay: Annotated[Optional[float], typer.Option()] = None,  # noqa: UP045
+    strategy: Annotated[Optional[str], typer.Option(help="full or head.")] = None,  # noqa: UP045
+    pretrained: Annotated[bool, typer.Option(help="Start from ImageNet weights.")] = False,
+    seed: Annotated[int, typer.Option()] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="Train on N images.")] = None,  # noqa: UP045
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the weights.")] = Path("weights"),
+    name_of_run: Annotated[Optional[str], typer.Option("--run-name")] = None,  # noqa: UP045
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Fine-tune a model; write weights/<model>-<dataset>.safetensors."""
+    from zoo.train import TrainConfig
+    from zoo.train import train as run_training
+
+    reg = registry()
+    spec = reg.model(name)
+    config = TrainConfig.for_model(
+        spec,
+        dataset=dataset,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer,
+        schedule=schedule,
+        weight_decay=weight_decay,
+        strategy=strategy,
+        pretrained=pretrained,
+        seed=seed,
+        limit=limit,
+        device=device,
+    )
+    path = out_dir / f"{name_of_run or run_name(spec.name, config.dataset)}.safetensors"
+    result = run_training(reg, spec, config, path, progress=not quiet)
+    out.print(
+        f"{spec.name} on {config.dataset}: test accuracy {result.accuracy:.2%} "
+        f"in {result.seconds:.1f}s -> {result.path}"
+    )
+
+
+@app.command()
+def demo(
+    weights_dir: Annotated[Path, typer.Option(help="Folder of .safetensors files.")] = Path("weights"),
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 7860,
+    share: Annotated[bool, typer.Option(help="Ask Gradio for a public link.")] = False,
+) -> None:
+    """Serve the Gradio demo for the trained weights."""
+    from zoo.demo.app import launch
+
+    launch(registry(), weights_dir, host=host, port=port, share=share)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    err.print(f"[yellow]warning:[/] {escape(str(message))}")
+
+
+def main() -> None:
+    """The console script: runs the app, turning user errors into one line and exit code 1."""
+    warnings.showwarning = _show_warning
+    try:
+        app()
+    except ZooError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        sys.exit(1)
+    except OSError as error:  # a full disk, an unwritable --out, ...
+        where = f": {error.filename}" if error.filename else ""
+        err.print(f"[red]error:[/] {escape(str(error.strerror or error))}{escape(where)}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

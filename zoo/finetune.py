@@ -1,0 +1,31 @@
+"""The core's last-resort `zoo_finetune`: `full` trains everything, `head` only `spec.head`."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from zoo.errors import ZooError
+from zoo.hookspecs import hookimpl
+from zoo.specs import ModelSpec
+
+STRATEGIES = ("full", "head")
+
+
+def head_module(model: nn.Module, spec: ModelSpec) -> nn.Module:
+    """The classifier head named by `spec.head`."""
+    try:
+        return model.get_submodule(spec.head)
+    except AttributeError:
+        raise ZooError(f"model {spec.name!r} has no head module {spec.head!r}") from None
+
+
+@hookimpl(trylast=True)
+def zoo_finetune(spec: ModelSpec, model: nn.Module, strategy: str) -> list[dict] | None:
+    if strategy == "full":
+        model.requires_grad_(True)
+        return [{"params": list(model.parameters())}]
+    if strategy == "head":
+        model.requires_grad_(False)
+        head = head_module(model, spec).requires_grad_(True)
+        return [{"params": list(head.parameters())}]
+    return None

@@ -1,0 +1,50 @@
+"""The hooks a zoo plugin can implement (pluggy project name `zoo`).
+
+Hooks that act on one model receive its `ModelSpec` and answer only for their own models,
+returning None otherwise. They are `firstresult`: the first non-None answer wins, and pluggy
+calls later-registered plugins first, so a later plugin overrides an earlier one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from zoo.specs import DatasetSpec, ModelSpec
+
+hookspec = pluggy.HookspecMarker("zoo")
+hookimpl = pluggy.HookimplMarker("zoo")
+
+
+@hookspec
+def zoo_models() -> list[ModelSpec]:
+    """Declare the models this plugin provides."""
+
+
+@hookspec(firstresult=True)
+def zoo_build(spec: ModelSpec, num_classes: int, pretrained: bool) -> nn.Module | None:
+    """Build `spec`'s model with a `num_classes`-way head; load pretrained weights if asked."""
+
+
+@hookspec(firstresult=True)
+def zoo_finetune(spec: ModelSpec, model: nn.Module, strategy: str) -> list[dict] | None:
+    """Prepare `model` for a fine-tune `strategy` (`full`, `head`, ...): freeze what stays
+    fixed and return the optimizer's parameter groups."""
+
+
+@hookspec(firstresult=True)
+def zoo_export(
+    spec: ModelSpec, model: nn.Module, fmt: str, path: Path, meta: dict[str, Any]
+) -> Path | None:
+    """Write `model` in format `fmt` to `path` and return the path written, or None if this
+    plugin does not handle `fmt`."""
+
+
+@hookspec
+def zoo_datasets() -> list[DatasetSpec]:
+    """Declare the datasets this plugin provides."""

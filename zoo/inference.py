@@ -1,0 +1,59 @@
+"""A trained weights file as a ready classifier: the data flow's last step,
+`weights.read -> zoo_build + state dict`, shared by the demo, `zoo predict` and `zoo eval`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import nn
+
+from zoo import weights
+from zoo.errors import ZooError
+from zoo.preprocess import pil_to_uint8, prepare
+from zoo.registry import Registry
+from zoo.specs import InputSpec
+
+
+@dataclass
+class Classifier:
+    """A model in eval mode with its class names and input spec, loaded from a weights file."""
+
+    path: Path
+    model: nn.Module
+    meta: dict[str, Any]
+    input: InputSpec
+    classes: list[str]
+
+    @classmethod
+    def load(cls, registry: Registry, path: str | Path) -> Classifier:
+        """Build the model a weights file names and load its state, or raise a ZooError."""
+        state, meta = weights.read(path)
+        if meta["model"] not in registry.models:
+            raise ZooError(
+                f"{path} needs model {meta['model']!r} (plugin {meta.get('plugin', '?')}), "
+                "which no installed plugin provides"
+            )
+        spec = registry.model(meta["model"])
+        model = registry.build(spec, num_classes=len(meta["classes"]))
+        weights.load_state(model, state, path)
+        model.eval().to(memory_format=torch.channels_last)
+        return cls(Path(path), model, meta, weights.input_spec(meta), list(meta["classes"]))
+
+    def to_uint8(self, image: Image.Image) -> torch.Tensor:
+        """A PIL image as the uint8 (C, H, W) tensor this model's preprocessing takes."""
+        return pil_to_uint8(image, self.input.channels, self.input.size)
+
+    @torch.inference_mode()
+    def probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """Class probabilities (N, classes) for uint8 (C, H, W) images of any sizes."""
+        batch = torch.cat([prepare(image[None], self.input) for image in images])
+        return self.model(batch).float().softmax(1)
+
+    def top(self, probabilities: torch.Tensor, k: int = 5) -> dict[str, float]:
+        """The `k` most likely classes of one image's probabilities, as {label: probability}."""
+        values, indices = probabilities.topk(min(k, len(self.classes)))
+        return {self.classes[i]: float(v) for v, i in zip(values, indices, strict=True)}

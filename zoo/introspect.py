@@ -1,0 +1,50 @@
+"""Looking inside a model, as the LeNet tutorial does: its module tree, its parameter tensors,
+and the autograd graph of a forward pass and a loss, walked through `grad_fn.next_functions`."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from zoo.specs import InputSpec
+
+
+def parameter_shapes(model: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+    """Every parameter tensor's name and shape, in `model.parameters()` order."""
+    return [(name, tuple(p.shape)) for name, p in model.named_parameters()]
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def forward_loss(model: nn.Module, spec: InputSpec, seed: int = 0) -> torch.Tensor:
+    """The tutorial's step: a random input through the model, then MSELoss to a random target."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, spec.channels, spec.size, spec.size, generator=generator)
+    output = model(x)
+    target = torch.randn(output.shape, generator=generator)
+    return nn.MSELoss()(output, target)
+
+
+def autograd_graph(loss: torch.Tensor, max_nodes: int = 200) -> list[str]:
+    """The backward graph from `loss`, one indented line per node, each node shown once."""
+    lines: list[str] = []
+    seen: set[int] = set()
+
+    def walk(fn, depth: int) -> None:
+        if fn is None or len(lines) >= max_nodes:
+            return
+        label = type(fn).__name__
+        if isinstance(getattr(fn, "variable", None), torch.Tensor):
+            label += f" {tuple(fn.variable.shape)}"
+        if id(fn) in seen:
+            lines.append("  " * depth + f"{label} (see above)")
+            return
+        seen.add(id(fn))
+        lines.append("  " * depth + label)
+        for child, _ in fn.next_functions:
+            walk(child, depth + 1)
+
+    walk(loss.grad_fn, 0)
+    return lines

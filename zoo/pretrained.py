@@ -1,0 +1,25 @@
+"""Pretrained weights for plugins: torchvision's, through its own cache and download code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+from torchvision.models import WeightsEnum
+
+from zoo.errors import ZooError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def torchvision_model(builder: Callable[..., nn.Module], weights: WeightsEnum) -> nn.Module:
+    """`builder(weights=weights)`, or a one-line ZooError saying where to put the file offline."""
+    try:
+        return builder(weights=weights)
+    except Exception as error:
+        name = weights.url.rsplit("/", 1)[-1]
+        raise ZooError(
+            f"cannot load {weights} ({type(error).__name__}: {error}); offline, place {name} "
+            "in $TORCH_HOME/hub/checkpoints/"
+        ) from None

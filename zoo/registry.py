@@ -1,0 +1,135 @@
+"""The catalog of models and datasets, built from the plugins' hooks, and the calls into them."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import warnings
+from collections.abc import Iterable
+from dataclasses import replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from zoo.errors import ZooError
+from zoo.discovery import PluginInfo, PluginWarning, load_plugins, plugin_dirs
+from zoo.specs import DatasetSpec, ModelSpec
+
+
+class Registry:
+    """Models and datasets by name, and the firstresult hooks that act on one model."""
+
+    def __init__(self, pm: pluggy.PluginManager, plugins: list[PluginInfo]) -> None:
+        self.pm = pm
+        self.plugins = plugins
+        self.models: dict[str, ModelSpec] = self._collect("zoo_models", ModelSpec, "models")
+        self.datasets: dict[str, DatasetSpec] = self._collect(
+            "zoo_datasets", DatasetSpec, "datasets"
+        )
+
+    def _collect(self, hook: str, kind: type, field: str) -> dict[str, Any]:
+        """Call a list-returning hook plugin by plugin, keeping each failure to its plugin."""
+        by_name: dict[str, Any] = {}
+        info = {p.name: p for p in self.plugins}
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():  # registration order
+            plugin = info[impl.plugin_name]
+            try:
+                items = list(impl.function() or [])
+                bad = [item for item in items if not isinstance(item, kind)]
+                if bad:
+                    raise TypeError(f"{hook}() returned {bad[0]!r}, not a {kind.__name__}")
+            except Exception as error:
+                plugin.error = f"{hook}: {type(error).__name__}: {error}"
+                warnings.warn(f"plugin {plugin.name} failed: {plugin.error}", PluginWarning, 2)
+                continue
+            for item in items:
+                if item.name in by_name:
+                    warnings.warn(
+                        f"{item.name!r} from plugin {plugin.name} overrides the one from "
+                        f"plugin {by_name[item.name].plugin}",
+                        PluginWarning,
+                        2,
+                    )
+                by_name[item.name] = replace(item, plugin=plugin.name)
+                getattr(plugin, field).append(item.name)
+        return by_name
+
+    def find(self, pattern: str | None = None) -> list[ModelSpec]:
+        """The models whose name matches a glob `pattern`, or the listed ones without one."""
+        if pattern is None:
+            return [spec for spec in self.models.values() if spec.listed]
+        return [spec for name, spec in self.models.items() if fnmatch.fnmatchcase(name, pattern)]
+
+    def model(self, name: str) -> ModelSpec:
+        """The model called `name`; a ZooError with the close matches if there is none."""
+        if name in self.models:
+            return self.models[name]
+        raise ZooError(f"unknown model {name!r}{_did_you_mean(name, self.models)}")
+
+    def dataset(self, name: str) -> tuple[DatasetSpec, Path | None]:
+        """The dataset for `NAME` or `NAME:PATH`, with its path."""
+        key, _, path = name.partition(":")
+        spec = self.datasets.get(key)
+        if spec is None:
+            raise ZooError(f"unknown dataset {key!r}{_did_you_mean(key, self.datasets)}")
+        if spec.takes_path != bool(path):
+            usage = f"{key}:PATH" if spec.takes_path else key
+            raise ZooError(f"dataset {key!r} is named as {usage!r}")
+        return spec, Path(path) if path else None
+
+    def build(self, spec: ModelSpec, num_classes: int, pretrained: bool = False):
+        """Build `spec`'s model through `zoo_build`."""
+        if pretrained and not spec.pretrained:
+            raise ZooError(f"model {spec.name!r} has no pretrained weights")
+        model = self.call_first(
+            "zoo_build", spec, num_classes=num_classes, pretrained=pretrained
+        )
+        if model is None:
+            raise ZooError(f"no plugin builds model {spec.name!r} (from {spec.plugin})")
+        return model
+
+    def finetune(self, spec: ModelSpec, model, strategy: str) -> list[dict]:
+        """Prepare `model` for `strategy` through `zoo_finetune`; return the param groups."""
+        groups = self.call_first("zoo_finetune", spec, model=model, strategy=strategy)
+        if groups is None:
+            raise ZooError(f"model {spec.name!r} has no fine-tune strategy {strategy!r}")
+        return groups
+
+    def call_first(self, hook: str, spec: ModelSpec, **kwargs: Any) -> Any:
+        """Call a firstresult hook for `spec`, later plugins first.
+
+        A failure in the plugin that owns `spec` is the user's error; one in any other plugin
+        is that plugin's bug, so it is warned about and skipped.
+        """
+        kwargs["spec"] = spec
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+            try:
+                result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except ZooError:
+                raise
+            except Exception as error:
+                message = f"plugin {impl.plugin_name} failed in {hook} for {spec.name!r}: {error}"
+                if impl.plugin_name == spec.plugin:
+                    raise ZooError(message) from error
+                warnings.warn(message, PluginWarning, 2)
+                continue
+            if result is not None:
+                return result
+        return None
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+@cache
+def _load(dirs: tuple[Path, ...]) -> Registry:
+    return Registry(*load_plugins(dirs))
+
+
+def get_registry(extra_dirs: Iterable[Path] = ()) -> Registry:
+    """The registry for the built-ins, installed plugins and the plugin folders (cached)."""
+    return _load(tuple(plugin_dirs(extra_dirs)))

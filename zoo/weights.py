@@ -1,0 +1,116 @@
+"""Self-describing weights files: a state dict in safetensors with everything needed to use it
+in the header metadata. Writes are atomic; loading never unpickles untrusted data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from zoo import __version__
+from zoo.errors import ZooError
+from zoo.specs import InputSpec
+
+FORMAT = "zoo.weights/1"
+REQUIRED = ("model", "classes", "input")
+
+
+def save(path: str | Path, model: torch.nn.Module, meta: dict[str, Any]) -> Path:
+    """Write `model`'s state dict and `meta` (model, classes, input, ...) to `path` atomically."""
+    missing = [key for key in REQUIRED if key not in meta]
+    if missing:
+        raise ValueError(f"weights metadata lacks {missing}")
+    meta = {
+        "format": FORMAT,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "zoo_version": __version__,
+        **meta,
+    }
+    header = {key: json.dumps(value) for key, value in meta.items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=header))
+
+
+def atomic_write(path: Path, write) -> Path:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The metadata of a zoo weights file, without reading its tensors."""
+    with _open(path) as f:
+        return _decode(path, f.metadata())
+
+
+def read(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The state dict and metadata of a zoo weights file."""
+    with _open(path) as f:
+        meta = _decode(path, f.metadata())
+        try:
+            state = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+        except SafetensorError as error:
+            raise ZooError(f"{path}: corrupt weights file ({error})") from None
+    return state, meta
+
+
+def input_spec(meta: dict[str, Any]) -> InputSpec:
+    """The input spec a weights file was trained with."""
+    return InputSpec.from_dict(meta["input"])
+
+
+def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Load `state` into `model` strictly, or raise a ZooError naming the first mismatches."""
+    expected = model.state_dict()
+    problems = [f"missing {k}" for k in expected if k not in state]
+    problems += [f"unexpected {k}" for k in state if k not in expected]
+    problems += [
+        f"{k} is {tuple(v.shape)} in the file but {tuple(expected[k].shape)} in the model"
+        for k, v in state.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ZooError(f"{path} does not fit the model: {'; '.join(problems[:3])}{more}")
+    model.load_state_dict(state)
+
+
+def _open(path: str | Path):
+    """safe_open, with the errors of a user's file turned into one-line ZooErrors."""
+    if not Path(path).is_file():
+        raise ZooError(f"{path}: no such weights file")
+    try:
+        return safe_open(str(path), framework="pt")
+    except (SafetensorError, OSError, ValueError) as error:
+        cause = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ZooError(f"{path}: not a valid safetensors file ({cause})") from None
+
+
+def _decode(path: str | Path, header: dict[str, str] | None) -> dict[str, Any]:
+    header = header or {}
+    if header.get("format") != json.dumps(FORMAT):
+        raise ZooError(f"{path}: a safetensors file, but not a zoo weights file (no zoo metadata)")
+    try:
+        meta = {key: json.loads(value) for key, value in header.items()}
+    except json.JSONDecodeError as error:
+        raise ZooError(f"{path}: corrupt zoo metadata ({error})") from None
+    missing = [key for key in REQUIRED if key not in meta]
+    if missing:
+        raise ZooError(f"{path}: zoo metadata lacks {', '.join(missing)}")
+    return meta
