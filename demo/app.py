@@ -7,12 +7,12 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import gradio as gr  # noqa: E402
+import gradio as gr
 
-from zoo.errors import ZooError  # noqa: E402
-from zoo.inference import Classifier  # noqa: E402
-from zoo.preprocess import open_image  # noqa: E402
-from zoo.registry import Registry  # noqa: E402
+from zoo.errors import ZooError
+from zoo.inference import Classifier
+from zoo.preprocess import open_image
+from zoo.registry import Registry
 
 MAX_FILE_SIZE = "20mb"
 
@@ -61,9 +61,7 @@ def build_app(registry: Registry, weights_dir: Path) -> gr.Blocks:
         gr.Markdown("# zoo\nClassify an image with a model trained by `zoo train`.")
         with gr.Row():
             with gr.Column():
-                weights = gr.Dropdown(
-                    names, value=names[0] if names else None, label="Weights"
-                )
+                weights = gr.Dropdown(names, value=names[0] if names else None, label="Weights")
                 image = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"])
                 button = gr.Button("Classify", variant="primary")
             label = gr.Label(num_top_classes=5, label="Prediction")
@@ -74,11 +72,17 @@ def build_app(registry: Registry, weights_dir: Path) -> gr.Blocks:
 
 
 def launch(
-    registry: Registry, weights_dir: Path, host: str = "127.0.0.1", port: int = 7860,
+    registry: Registry,
+    weights_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 7860,
     share: bool = False,
 ) -> None:
     """Serve the demo until interrupted."""
     build_app(registry, weights_dir).launch(
-        server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_SIZE,
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=MAX_FILE_SIZE,
         show_error=True,
     )

@@ -11,6 +11,7 @@ from torchvision.models import ResNet18_Weights, resnet18
 import zoo
 from zoo.pretrained import IMAGENET_MEAN, IMAGENET_STD, torchvision_model
 
+
 @zoo.hookimpl
 def zoo_models() -> list[zoo.ModelSpec]:
     return [

@@ -19,7 +19,11 @@ def zoo_models() -> list[zoo.ModelSpec]:
             input=zoo.InputSpec(channels=3, size=32, mean=IMAGENET_MEAN, std=IMAGENET_STD),
             head="classifier",
             defaults=zoo.TrainDefaults(
-                epochs=5, batch_size=1024, lr=1e-3, optimizer="adam", schedule="none",
+                epochs=5,
+                batch_size=1024,
+                lr=1e-3,
+                optimizer="adam",
+                schedule="none",
                 strategy="head",
             ),
             pretrained=True,

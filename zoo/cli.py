@@ -8,7 +8,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -37,8 +37,10 @@ def registry():
 @app.callback()
 def _options(
     plugins_dir: Annotated[
-        Optional[list[Path]],  # noqa: UP045 (typer reads the annotation at run time)
-        typer.Option(metavar="DIR", help="A folder of .py plugin files (repeatable; also $ZOO_PLUGINS_PATH)."),
+        list[Path] | None,
+        typer.Option(
+            metavar="DIR", help="A folder of .py plugin files (repeatable; also $ZOO_PLUGINS_PATH)."
+        ),
     ] = None,
 ) -> None:
     _plugin_dirs[:] = plugins_dir or []
@@ -46,7 +48,7 @@ def _options(
 
 @app.command("list")
 def list_models(
-    pattern: Annotated[Optional[str], typer.Argument(help="A glob such as 'timm/*'.")] = None,  # noqa: UP045
+    pattern: Annotated[str | None, typer.Argument(help="A glob such as 'timm/*'.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the models (a curated set, or all that match PATTERN)."""
@@ -69,7 +71,7 @@ def list_models(
 def info(
     name: Annotated[str, typer.Argument(help="The model's name.")],
     classes: Annotated[int, typer.Option(min=1, help="Size of the classifier head.")] = 10,
-    graph: Annotated[bool, typer.Option(help="Print the autograd graph of a forward + loss.")] = False,
+    graph: Annotated[bool, typer.Option(help="Print the autograd graph.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a model: module tree, parameter tensors, input spec, head, plugin."""
@@ -127,20 +129,20 @@ def run_name(model: str, dataset: str) -> str:
 @app.command()
 def train(
     name: Annotated[str, typer.Argument(help="The model's name (zoo list).")],
-    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="digits, ...")] = None,  # noqa: UP045
-    epochs: Annotated[Optional[int], typer.Option()] = None,  # noqa: UP045
-    batch_size: Annotated[Optional[int], typer.Option()] = None,  # noqa: UP045
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate.")] = None,  # noqa: UP045
-    optimizer: Annotated[Optional[str], typer.Option(help="sgd, adam or adamw.")] = None,  # noqa: UP045
-    schedule: Annotated[Optional[str], typer.Option(help="onecycle, cosine or none.")] = None,  # noqa: UP045
-    weight_decay: Annotated[Optional[float], typer.Option()] = None,  # noqa: UP045
-    strategy: Annotated[Optional[str], typer.Option(help="full or head.")] = None,  # noqa: UP045
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="digits, ...")] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="sgd, adam or adamw.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="onecycle, cosine or none.")] = None,
+    weight_decay: Annotated[float | None, typer.Option()] = None,
+    strategy: Annotated[str | None, typer.Option(help="full or head.")] = None,
     pretrained: Annotated[bool, typer.Option(help="Start from ImageNet weights.")] = False,
     seed: Annotated[int, typer.Option()] = 0,
-    limit: Annotated[Optional[int], typer.Option(help="Train on N images.")] = None,  # noqa: UP045
+    limit: Annotated[int | None, typer.Option(help="Train on N images.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the weights.")] = Path("weights"),
-    name_of_run: Annotated[Optional[str], typer.Option("--run-name")] = None,  # noqa: UP045
+    out_dir: Annotated[Path, typer.Option("--out", help="Weights folder.")] = Path("weights"),
+    name_of_run: Annotated[str | None, typer.Option("--run-name")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Fine-tune a model; write weights/<model>-<dataset>.safetensors."""
@@ -174,7 +176,7 @@ def train(
 
 @app.command()
 def demo(
-    weights_dir: Annotated[Path, typer.Option(help="Folder of .safetensors files.")] = Path("weights"),
+    weights_dir: Annotated[Path, typer.Option(help="Weights folder.")] = Path("weights"),
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535)] = 7860,
     share: Annotated[bool, typer.Option(help="Ask Gradio for a public link.")] = False,

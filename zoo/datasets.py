@@ -67,5 +67,5 @@ def load_digits(root=None, download: bool = False) -> ImageSplits:
 @hookimpl
 def zoo_datasets() -> list[DatasetSpec]:
     return [
-        DatasetSpec("digits", "scikit-learn's 1,797 8x8 handwritten digits (embedded)", load_digits),
+        DatasetSpec("digits", "1,797 8x8 handwritten digits (embedded, scikit-learn)", load_digits),
     ]

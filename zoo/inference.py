@@ -10,10 +10,12 @@ from typing import Any
 import torch
 from PIL import Image
 from torch import nn
+from torchvision.models import WeightsEnum
 
 from zoo import weights
 from zoo.errors import ZooError
 from zoo.preprocess import pil_to_uint8, prepare
+from zoo.pretrained import cached_file
 from zoo.registry import Registry
 from zoo.specs import InputSpec
 
@@ -42,6 +44,28 @@ class Classifier:
         weights.load_state(model, state, path)
         model.eval().to(memory_format=torch.channels_last)
         return cls(Path(path), model, meta, weights.input_spec(meta), list(meta["classes"]))
+
+    @classmethod
+    def imagenet(cls, registry: Registry, name: str, weights: WeightsEnum) -> Classifier:
+        """A model with its 1000-class ImageNet head and torchvision's class names, in memory.
+
+        `weights` is the torchvision weights enum the model's plugin loads for
+        `pretrained=True` (such as `ResNet18_Weights.IMAGENET1K_V1`).
+        """
+        spec = registry.model(name)
+        model = registry.build(spec, num_classes=1000, pretrained=True)
+        categories = list(weights.meta["categories"])
+        meta = {
+            "model": spec.name,
+            "plugin": spec.plugin,
+            "classes": categories,
+            "input": spec.input.to_dict(),
+            "dataset": "imagenet",
+            "metrics": {"imagenet_top1": weights.meta["_metrics"]["ImageNet-1K"]["acc@1"] / 100},
+            "settings": {"weights": str(weights)},
+        }
+        model.eval().to(memory_format=torch.channels_last)
+        return cls(cached_file(weights), model, meta, spec.input, categories)
 
     def to_uint8(self, image: Image.Image) -> torch.Tensor:
         """A PIL image as the uint8 (C, H, W) tensor this model's preprocessing takes."""

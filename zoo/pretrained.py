@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import torch
 from torch import nn
 from torchvision.models import WeightsEnum
 
@@ -23,3 +25,13 @@ def torchvision_model(builder: Callable[..., nn.Module], weights: WeightsEnum) -
             f"cannot load {weights} ({type(error).__name__}: {error}); offline, place {name} "
             "in $TORCH_HOME/hub/checkpoints/"
         ) from None
+
+
+def cached_file(weights: WeightsEnum) -> Path:
+    """Where torchvision keeps (or would download) `weights`: $TORCH_HOME/hub/checkpoints/."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
+
+
+def is_cached(weights: WeightsEnum) -> bool:
+    """Whether `weights` load without a download."""
+    return cached_file(weights).is_file()

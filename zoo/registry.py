@@ -13,8 +13,8 @@ from typing import Any
 
 import pluggy
 
-from zoo.errors import ZooError
 from zoo.discovery import PluginInfo, PluginWarning, load_plugins, plugin_dirs
+from zoo.errors import ZooError
 from zoo.specs import DatasetSpec, ModelSpec
 
 
@@ -83,9 +83,7 @@ class Registry:
         """Build `spec`'s model through `zoo_build`."""
         if pretrained and not spec.pretrained:
             raise ZooError(f"model {spec.name!r} has no pretrained weights")
-        model = self.call_first(
-            "zoo_build", spec, num_classes=num_classes, pretrained=pretrained
-        )
+        model = self.call_first("zoo_build", spec, num_classes=num_classes, pretrained=pretrained)
         if model is None:
             raise ZooError(f"no plugin builds model {spec.name!r} (from {spec.plugin})")
         return model
