@@ -126,52 +126,156 @@ def run_name(model: str, dataset: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{model}-{dataset}").strip("-")
 
 
+# `zoo train` options whose setting (and TOML key) has another name.
+_SETTING_OF = {"compile_": "compile", "out_dir": "out", "name_of_run": "run_name"}
+
+
 @app.command()
 def train(
     name: Annotated[str, typer.Argument(help="The model's name (zoo list).")],
-    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="digits, ...")] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="A name from zoo datasets.")
+    ] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="Where datasets live (default $ZOO_DATA, ~/.cache/zoo/data).")
+    ] = None,
+    download: Annotated[bool | None, typer.Option("--download", help="Fetch the data.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Train on N images (stratified).")] = None,
     epochs: Annotated[int | None, typer.Option()] = None,
-    batch_size: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Per process under torchrun.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     optimizer: Annotated[str | None, typer.Option(help="sgd, adam or adamw.")] = None,
     schedule: Annotated[str | None, typer.Option(help="onecycle, cosine or none.")] = None,
     weight_decay: Annotated[float | None, typer.Option()] = None,
+    label_smoothing: Annotated[float | None, typer.Option()] = None,
+    augment: Annotated[
+        bool | None,
+        typer.Option(
+            "--augment/--no-augment",
+            help="Random padded crops, and flips where the dataset allows (not digits).",
+        ),
+    ] = None,
+    image_size: Annotated[int | None, typer.Option(help="Input size, not the model's.")] = None,
     strategy: Annotated[str | None, typer.Option(help="full or head.")] = None,
-    pretrained: Annotated[bool, typer.Option(help="Start from ImageNet weights.")] = False,
-    seed: Annotated[int, typer.Option()] = 0,
-    limit: Annotated[int | None, typer.Option(help="Train on N images.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    out_dir: Annotated[Path, typer.Option("--out", help="Weights folder.")] = Path("weights"),
+    pretrained: Annotated[
+        bool | None, typer.Option("--pretrained/--no-pretrained", help="Start from ImageNet.")
+    ] = None,
+    init_from: Annotated[
+        str | None, typer.Option(metavar="FILE", help="Start from a .safetensors or .pth file.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bf16 autocast.")] = None,
+    compile_: Annotated[
+        bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Decoding processes (folders).")] = None,
+    out_dir: Annotated[str | None, typer.Option("--out", help="Weights folder [weights].")] = None,
     name_of_run: Annotated[str | None, typer.Option("--run-name")] = None,
+    runs_dir: Annotated[
+        str | None, typer.Option(envvar="ZOO_RUNS_DIR", help="Run folders' parent [runs].")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from last.ckpt.")] = False,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", metavar="FILE.toml", help="Settings from a file.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Fine-tune a model; write weights/<model>-<dataset>.safetensors."""
+    """Fine-tune a model; write weights/<model>-<dataset>.safetensors and runs/<run>/."""
+    options = dict(locals())  # first: the options as given, None where not
+    from dataclasses import fields
+
+    from zoo.settings import read_settings
     from zoo.train import TrainConfig
     from zoo.train import train as run_training
 
+    types = {f.name: str(f.type) for f in fields(TrainConfig)}
+    types.update(out="str", run_name="str", runs_dir="str")
+    settings = read_settings(config_file, types) if config_file else {}
+    for option, value in options.items():
+        key = _SETTING_OF.get(option, option)
+        if key in types and value is not None:
+            settings[key] = value
     reg = registry()
     spec = reg.model(name)
-    config = TrainConfig.for_model(
+    out_folder = Path(settings.pop("out", "weights"))
+    runs = Path(settings.pop("runs_dir", "runs"))
+    config = TrainConfig.for_model(spec, **settings)
+    run = settings.get("run_name") or run_name(spec.name, config.dataset)
+    result = run_training(
+        reg,
         spec,
-        dataset=dataset,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        optimizer=optimizer,
-        schedule=schedule,
-        weight_decay=weight_decay,
-        strategy=strategy,
-        pretrained=pretrained,
-        seed=seed,
-        limit=limit,
-        device=device,
+        config,
+        out_folder / f"{run}.safetensors",
+        run_dir=runs / run,
+        resume=resume,
+        progress=not quiet,
     )
-    path = out_dir / f"{name_of_run or run_name(spec.name, config.dataset)}.safetensors"
-    result = run_training(reg, spec, config, path, progress=not quiet)
+    if result.path is not None:
+        out.print(
+            f"{spec.name} on {config.dataset}: test accuracy {result.accuracy:.2%} "
+            f"in {result.seconds:.1f}s -> {result.path} (run folder {result.run_dir})"
+        )
+
+
+@app.command("datasets")
+def list_datasets(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """List the datasets zoo train and zoo eval take."""
+    specs = registry().datasets.values()
+    rows = [
+        {
+            "name": f"{s.name}:PATH" if s.takes_path else s.name,
+            "summary": s.summary,
+            "flip": s.flip,
+            "plugin": s.plugin,
+        }
+        for s in specs
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("dataset", "augment flips", "plugin", "summary", box=None)
+    for row in rows:
+        table.add_row(row["name"], "yes" if row["flip"] else "no", row["plugin"], row["summary"])
+    out.print(table)
+
+
+@app.command("eval")
+def evaluate(
+    weights: Annotated[Path, typer.Argument(help="A .safetensors file from zoo train.")],
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Default: the one it was trained on.")
+    ] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Where datasets live.")] = None,
+    download: Annotated[bool, typer.Option("--download", help="Fetch the data.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Test accuracy, per-class accuracy and confusion matrix of a weights file."""
+    from dataclasses import asdict
+
+    from zoo.evaluate import evaluate_weights
+
+    report = evaluate_weights(registry(), weights, dataset, data_dir, download, device, batch_size)
+    if as_json:
+        print(json.dumps(asdict(report), indent=2))
+        return
     out.print(
-        f"{spec.name} on {config.dataset}: test accuracy {result.accuracy:.2%} "
-        f"in {result.seconds:.1f}s -> {result.path}"
+        f"{escape(report.weights)} on {escape(report.dataset)} ({report.images} test images): "
+        f"accuracy [bold]{report.accuracy:.2%}[/]"
     )
+    table = Table("class", "accuracy", "images", box=None)
+    for name, accuracy, row in zip(report.classes, report.per_class, report.confusion, strict=True):
+        table.add_row(escape(name), "-" if accuracy is None else f"{accuracy:.2%}", str(sum(row)))
+    out.print(table)
+    if len(report.classes) > 20:
+        out.print("(confusion matrix of more than 20 classes: see --json)")
+        return
+    matrix = Table("true \\ predicted", *map(escape, report.classes), box=None)
+    for name, row in zip(report.classes, report.confusion, strict=True):
+        matrix.add_row(escape(name), *(str(n) if n else "." for n in row))
+    out.print(matrix)
 
 
 @app.command()
@@ -203,6 +307,6 @@ def main() -> None:
         where = f": {error.filename}" if error.filename else ""
         err.print(f"[red]error:[/] {escape(str(error.strerror or error))}{escape(where)}")
         sys.exit(1)
-    except KeyboardInterrupt:
-        err.print("interrupted")
+    except KeyboardInterrupt as interrupt:
+        err.print(f"interrupted{escape(f': {interrupt}') if str(interrupt) else ''}")
         sys.exit(130)

@@ -37,6 +37,13 @@ def prepare(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> uint8 (N, C, size, size), resized and cropped as `prepare` does;
+    for storing images of varying sizes in one tensor."""
+    x = _resize_center_crop(images.float(), size)
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
 def _resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     height, width = x.shape[-2:]
     if (height, width) == (size, size):

@@ -86,14 +86,19 @@ class ModelSpec:
 class DatasetSpec:
     """A dataset zoo can train on.
 
-    `load(root, download)` returns a `zoo.data.ImageSplits` of uint8 images. A dataset whose
-    `takes_path` is true is named `NAME:PATH` on the command line and gets PATH as `root`.
+    `load(root, download, size=..., workers=...)` returns a `zoo.datasets.ImageSplits` of uint8
+    images. `root` is the data folder (`--data-dir`); a dataset whose `takes_path` is true is
+    named `NAME:PATH` on the command line and gets PATH as `root` instead. `size` (the model's
+    input size) and `workers` are hints for loaders that decode files of varying sizes; others
+    ignore them. `flip` says whether a mirrored image keeps its label (not so for digits), so
+    `--augment` may flip it.
     """
 
     name: str
     summary: str
     load: Callable[..., Any]
     takes_path: bool = False
+    flip: bool = True
     plugin: str = ""
 
     def __post_init__(self) -> None:

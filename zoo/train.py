@@ -1,15 +1,21 @@
 """`zoo train`: fine-tune a model on a dataset and write its self-describing weights file.
 
-One loop, read top to bottom: data decoded once into uint8 tensors, each batch prepared on the
-device, a OneCycle (or cosine, or constant) schedule, the test accuracy after every epoch.
+One loop, read top to bottom: the data decoded once into uint8 tensors on the device; each batch
+prepared (and augmented) there; or, for a frozen backbone without augmentation, the head trained
+on features computed once. Every epoch ends with the test accuracy, a line in metrics.jsonl and
+an atomic checkpoint, from which `--resume` continues to the same final weights. Under torchrun
+each process trains on its shard and rank 0 evaluates and writes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import signal
+import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +24,29 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from zoo.datasets import ImageSplits
+from zoo import distributed, runlog
+from zoo.augment import augment
+from zoo.checkpoint import (
+    FILENAME,
+    load_checkpoint,
+    read_state_dict,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from zoo.datasets import ImageSplits, load_dataset
 from zoo.errors import ZooError
+from zoo.evaluate import confusion_matrix, image_batches, per_class_accuracy, predict
+from zoo.features import head_inputs, trains_only
+from zoo.finetune import head_module
+from zoo.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
 from zoo.preprocess import prepare
 from zoo.registry import Registry
-from zoo.specs import InputSpec, ModelSpec
-from zoo.weights import save
+from zoo.specs import DatasetSpec, InputSpec, ModelSpec
+from zoo.weights import load_state, save
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("onecycle", "cosine", "none")
+# Settings a resumed run may change: they decide where it runs, not what it computes.
+RUNTIME = ("device", "workers", "data_dir", "download", "compile")
 
 
 @dataclass(frozen=True)
@@ -40,11 +60,20 @@ class TrainConfig:
     optimizer: str = "adamw"
     schedule: str = "onecycle"
     weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    augment: bool = False
+    image_size: int | None = None
     strategy: str = "full"
     pretrained: bool = False
+    init_from: str | None = None
     seed: int = 0
     limit: int | None = None
     device: str = "auto"
+    amp: bool = False
+    compile: bool = False
+    workers: int | None = None
+    data_dir: str | None = None
+    download: bool = False
 
     @classmethod
     def for_model(cls, spec: ModelSpec, **overrides: Any) -> TrainConfig:
@@ -54,54 +83,67 @@ class TrainConfig:
         return cls(**{**asdict(spec.defaults), **given})
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
+        for name in ("epochs", "batch_size", "limit", "image_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ZooError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.limit is not None and self.limit < 1:
-            raise ZooError("--limit must be at least 1")
         if self.lr <= 0:
             raise ZooError("--lr must be positive")
+        if self.weight_decay < 0:
+            raise ZooError("--weight-decay must not be negative")
+        if not 0 <= self.label_smoothing < 1:
+            raise ZooError("--label-smoothing must be in [0, 1)")
+        if self.workers is not None and self.workers < 0:
+            raise ZooError("--workers must not be negative")
+        if self.seed < 0:
+            raise ZooError("--seed must not be negative")
         if self.optimizer not in OPTIMIZERS:
             raise ZooError(f"unknown optimizer {self.optimizer!r}; choose from {OPTIMIZERS}")
         if self.schedule not in SCHEDULES:
             raise ZooError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
 
+    def input_spec(self, spec: ModelSpec) -> InputSpec:
+        """The model's input spec, at `image_size` if one is set."""
+        return replace(spec.input, size=self.image_size) if self.image_size else spec.input
+
+    def resumed(self, saved: dict[str, Any]) -> TrainConfig:
+        """The saved run's settings, with only this config's `RUNTIME` ones."""
+        return replace(TrainConfig(**saved), **{name: getattr(self, name) for name in RUNTIME})
+
 
 @dataclass
 class TrainResult:
-    path: Path
+    """What a run produced: the weights file (None in processes other than rank 0)."""
+
+    path: Path | None
     accuracy: float
     seconds: float
+    run_dir: Path | None = None
 
 
-def pick_device(name: str) -> torch.device:
-    """`auto` picks CUDA, then MPS, then the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ZooError("--device cuda: no CUDA device is available")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ZooError("--device mps: no MPS device is available")
-    return torch.device(name)
+def train(
+    registry: Registry,
+    spec: ModelSpec,
+    config: TrainConfig,
+    out: Path,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Fine-tune `spec`'s model as `config` says; write the weights to `out`.
 
-
-def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            groups, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
-        )
-    optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return optimizer(groups, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def make_schedule(config: TrainConfig, optimizer, total_steps: int):
-    if config.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=total_steps)
-    if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total_steps)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    With `run_dir`, write metrics, plots and a checkpoint there every epoch; `resume` continues
+    from that checkpoint (with its settings). Ctrl-C saves the checkpoint, then raises
+    KeyboardInterrupt.
+    """
+    started = time.perf_counter()
+    ctx = distributed.setup(config.device)
+    try:
+        run = _Run(registry, spec, config, ctx, run_dir, resume)
+        accuracy = run.fit(progress and ctx.is_main)
+        path = run.finish(out) if ctx.is_main else None
+    finally:
+        ctx.close()
+    return TrainResult(path, accuracy, time.perf_counter() - started, run_dir)
 
 
 def freeze_frozen_norms(model: nn.Module) -> None:
@@ -111,91 +153,298 @@ def freeze_frozen_norms(model: nn.Module) -> None:
             module.eval()
 
 
-@torch.inference_mode()
-def evaluate(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    spec: InputSpec,
-    device: torch.device,
-    batch_size: int = 512,
-) -> torch.Tensor:
-    """The model's predicted class for every image."""
-    model.eval()
-    predictions = [
-        model(prepare(images[i : i + batch_size].to(device), spec)).argmax(1).cpu()
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(predictions) if predictions else labels.new_empty(0)
+class _Run:
+    """One training run: its data, model, optimizer and schedule, and where it stands."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        spec: ModelSpec,
+        config: TrainConfig,
+        ctx: distributed.Context,
+        run_dir: Path | None,
+        resume: bool,
+    ) -> None:
+        if resume and run_dir is None:
+            raise ZooError("--resume needs a run folder")
+        saved = load_checkpoint(run_dir / FILENAME, spec.name) if resume else None
+        self.config = config = config.resumed(saved["config"]) if saved else config
+        self.spec, self.ctx, self.run_dir = spec, ctx, run_dir
+        if run_dir is not None and ctx.is_main and not resume:
+            _start_fresh(run_dir)
+        self.input = config.input_spec(spec)
+        self.dataset, self.data = _load_data(registry, config, self.input.size, ctx)
+
+        torch.manual_seed(config.seed)
+        self.model = _build(registry, spec, config, len(self.data.classes))
+        groups = registry.finetune(spec, self.model, config.strategy)
+        self.model.to(ctx.device, memory_format=torch.channels_last)
+        if config.image_size:
+            _check_input(self.model, spec.name, self.input, ctx.device)
+        self.module, self.train_x, self.test_x = self._inputs(head_module(self.model, spec))
+        self.train_y = self.data.train_labels.to(ctx.device)
+
+        self.optimizer = make_optimizer(config, groups)
+        shard = len(ctx.shard(torch.arange(len(self.train_y))))
+        self.steps = math.ceil(shard / config.batch_size)
+        self.schedule = make_schedule(config, self.optimizer, self.steps * config.epochs)
+        self.epoch, self.step, self.seconds = 1, 0, 0.0
+        self.tally = torch.zeros(3, device=ctx.device)  # loss sum, correct, images
+        self.history: list[dict[str, Any]] = []
+        self.predictions: torch.Tensor | None = None
+        if saved:
+            self._restore(saved)
+        self.step_module = ctx.wrap(self.module)
+        if config.compile:
+            self.step_module = torch.compile(self.step_module)
+
+    def _inputs(self, head: nn.Module) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+        """The module to train and its train and test inputs: the model on uint8 images, or
+        its head on cached features when only the head trains and nothing is random."""
+        device, amp = self.ctx.device, self.config.amp
+        if not self.config.augment and trains_only(self.model, head):
+            train = head_inputs(
+                self.model, head, image_batches(self.data.train_images, self.input, device), amp
+            )
+            if train is not None:
+                test_batches = image_batches(self.data.test_images, self.input, device)
+                return head, train, head_inputs(self.model, head, test_batches, amp)
+        return self.model, self.data.train_images.to(device), self.data.test_images.to(device)
+
+    @property
+    def cached(self) -> bool:
+        return self.module is not self.model
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        self.model.load_state_dict(saved["state_dict"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.schedule.load_state_dict(saved["schedule"])
+        self.epoch, self.step, self.seconds = saved["epoch"], saved["step"], saved["seconds"]
+        self.history = saved["history"]
+        if self.ctx.is_main:  # the saved tally is already the sum over all processes
+            self.tally = saved["tally"].to(self.ctx.device)
+        set_rng_state(saved["rng"])
+
+    def fit(self, progress: bool) -> float:
+        """Train to the last epoch; return the final test accuracy (on rank 0)."""
+        config = self.config
+        done = (self.epoch - 1) * self.steps + self.step
+        bar = _Progress(config.epochs * self.steps, done, enabled=progress)
+        with bar, _StopOnInterrupt() as stop:
+            while self.epoch <= config.epochs:
+                order = self.ctx.shard(
+                    torch.randperm(len(self.train_y), generator=_generator(config.seed, self.epoch))
+                ).to(self.ctx.device)
+                self.module.train()
+                if not self.cached:
+                    freeze_frozen_norms(self.model)
+                began = time.perf_counter()
+                for step in range(self.step, self.steps):
+                    index = order[step * config.batch_size : (step + 1) * config.batch_size]
+                    self._train_step(index, step)
+                    bar.advance(f"epoch {self.epoch}/{config.epochs}")
+                    if self.ctx.any(stop.requested):
+                        self.seconds += time.perf_counter() - began
+                        self._interrupted(step + 1)
+                self.seconds += time.perf_counter() - began
+                self._end_epoch(bar)
+        if self.predictions is None and self.ctx.is_main:  # resumed a finished run
+            self.predictions = self._predict()
+        return self.history[-1]["accuracy"] if self.history else 0.0
+
+    def _train_step(self, index: torch.Tensor, step: int) -> None:
+        config = self.config
+        x, y = self.train_x[index], self.train_y[index]
+        if not self.cached:
+            x = prepare(x, self.input)
+            if config.augment:
+                generator = _generator(config.seed, self.epoch, step, self.ctx.rank)
+                x = augment(x, generator, flip=self.dataset.flip)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=config.amp):
+            logits = self.step_module(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
+        self.tally[0] += loss.detach().float() * len(y)
+        self.tally[1] += (logits.detach().argmax(1) == y).sum()
+        self.tally[2] += len(y)
+
+    def _end_epoch(self, bar: _Progress) -> None:
+        loss_sum, correct, seen = self.ctx.sum(self.tally).tolist()
+        epoch, self.epoch, self.step = self.epoch, self.epoch + 1, 0
+        self.tally.zero_()
+        if not self.ctx.is_main:
+            self.seconds = 0.0
+            return
+        self.predictions = self._predict()
+        accuracy = (self.predictions == self.data.test_labels).float().mean().item()
+        self.history.append(
+            {
+                "epoch": epoch,
+                "loss": loss_sum / seen,
+                "train_accuracy": correct / seen,
+                "accuracy": accuracy,
+                "lr": self.schedule.get_last_lr()[0],
+                "images_per_s": seen / self.seconds if self.seconds else None,
+                "seconds": self.seconds,
+            }
+        )
+        self.seconds = 0.0
+        bar.advance(
+            f"epoch {epoch}/{self.config.epochs} loss {loss_sum / seen:.3f} "
+            f"test accuracy {accuracy:.2%}",
+            steps=0,
+        )
+        if self.run_dir is not None:
+            runlog.write_metrics(self.run_dir, self.history)
+            self._save_checkpoint(torch.zeros(3))
+
+    def _predict(self) -> torch.Tensor:
+        if self.cached:
+            batches = self.test_x.split(1024)
+        else:
+            batches = image_batches(self.test_x, self.input, self.ctx.device)
+        return predict(self.module, batches, self.config.amp)
+
+    def _interrupted(self, step: int) -> None:
+        """Save where the run stands (mid-epoch) and stop."""
+        tally = self.ctx.sum(self.tally)
+        if self.run_dir is None:
+            raise KeyboardInterrupt("nothing saved (no run folder)")
+        if self.ctx.is_main:
+            self.step = step
+            path = self._save_checkpoint(tally.cpu())
+            raise KeyboardInterrupt(f"saved {path}; add --resume to continue")
+        raise KeyboardInterrupt
+
+    def _save_checkpoint(self, tally: torch.Tensor) -> Path:
+        assert self.run_dir is not None
+        state = {
+            "model": self.spec.name,
+            "config": asdict(self.config),
+            "epoch": self.epoch,
+            "step": self.step,
+            "seconds": self.seconds,
+            "tally": tally,
+            "history": self.history,
+            "state_dict": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "rng": rng_state(),
+        }
+        return save_checkpoint(self.run_dir / FILENAME, state)
+
+    def finish(self, out: Path) -> Path:
+        """Write the plots and the weights file; return its path."""
+        assert self.predictions is not None
+        data, config = self.data, self.config
+        labels = data.test_labels
+        accuracy = (self.predictions == labels).float().mean().item()
+        confusion = confusion_matrix(labels, self.predictions, len(data.classes))
+        if self.run_dir is not None and self.history:
+            title = f"{self.spec.name} on {config.dataset}"
+            runlog.plot_curves(self.run_dir, self.history, title)
+            runlog.plot_confusion(
+                self.run_dir, confusion, data.classes, f"{title}: test accuracy {accuracy:.2%}"
+            )
+        per_class = dict(zip(data.classes, per_class_accuracy(confusion), strict=True))
+        meta = {
+            "model": self.spec.name,
+            "plugin": self.spec.plugin,
+            "classes": data.classes,
+            "input": self.input.to_dict(),
+            "dataset": config.dataset,
+            "metrics": {
+                "test_accuracy": accuracy,
+                "test_images": len(labels),
+                "train_images": len(data.train_labels),
+                "per_class_accuracy": per_class,
+            },
+            "settings": asdict(config),
+        }
+        return save(out, self.model, meta)
 
 
-def train(
-    registry: Registry,
-    spec: ModelSpec,
-    config: TrainConfig,
-    out: Path,
-    progress: bool = True,
-) -> TrainResult:
-    """Fine-tune `spec`'s model as `config` says; write the weights to `out`."""
-    started = time.perf_counter()
-    torch.manual_seed(config.seed)
-    dataset, root = registry.dataset(config.dataset)
-    data: ImageSplits = dataset.load(root=root, download=False)
-    if config.limit:
-        data = data.limit(config.limit)
+def _start_fresh(run_dir: Path) -> None:
+    """Make sure `run_dir` is writable and holds nothing of an earlier run."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in (FILENAME, runlog.METRICS, runlog.CURVES, runlog.CONFUSION):
+        (run_dir / name).unlink(missing_ok=True)
 
-    device = pick_device(config.device)
-    model = registry.build(spec, num_classes=len(data.classes), pretrained=config.pretrained)
-    groups = registry.finetune(spec, model, config.strategy)
-    if config.strategy == "head" and not config.pretrained and spec.pretrained:
+
+def _load_data(
+    registry: Registry, config: TrainConfig, size: int, ctx: distributed.Context
+) -> tuple[DatasetSpec, ImageSplits]:
+    """The dataset, decoded (rank 0 first, so that only it downloads) and limited."""
+    if not ctx.is_main:
+        ctx.barrier()
+    dataset, data = load_dataset(
+        registry, config.dataset, size, config.data_dir, config.download, config.workers
+    )
+    if ctx.is_main:
+        ctx.barrier()
+    return dataset, data.limit(config.limit) if config.limit else data
+
+
+def _build(registry: Registry, spec: ModelSpec, config: TrainConfig, classes: int) -> nn.Module:
+    """The model, from pretrained weights or `init_from` where asked."""
+    model = registry.build(spec, num_classes=classes, pretrained=config.pretrained)
+    if config.init_from:
+        load_state(model, read_state_dict(config.init_from), config.init_from)
+    elif config.strategy == "head" and not config.pretrained and spec.pretrained:
         warnings.warn(
             f"training only the head of {spec.name} on a random backbone; add --pretrained",
-            stacklevel=2,
+            stacklevel=3,
         )
-    model.to(device, memory_format=torch.channels_last)
-    optimizer = make_optimizer(config, groups)
-    steps_per_epoch = math.ceil(len(data.train_labels) / config.batch_size)
-    schedule = make_schedule(config, optimizer, steps_per_epoch * config.epochs)
-    order = torch.Generator().manual_seed(config.seed)
+    return model
 
-    bar = _Progress(config.epochs * steps_per_epoch, enabled=progress)
-    accuracy = 0.0
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        freeze_frozen_norms(model)
-        permutation = torch.randperm(len(data.train_labels), generator=order)
-        for step in range(steps_per_epoch):
-            index = permutation[step * config.batch_size : (step + 1) * config.batch_size]
-            x = prepare(data.train_images[index].to(device), spec.input)
-            y = data.train_labels[index].to(device)
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            bar.advance(f"epoch {epoch}/{config.epochs} loss {loss.item():.3f}")
-        predicted = evaluate(model, data.test_images, data.test_labels, spec.input, device)
-        accuracy = (predicted == data.test_labels).float().mean().item()
-        bar.advance(f"epoch {epoch}/{config.epochs} test accuracy {accuracy:.2%}", steps=0)
-    bar.close()
 
-    meta = {
-        "model": spec.name,
-        "plugin": spec.plugin,
-        "classes": data.classes,
-        "input": spec.input.to_dict(),
-        "dataset": config.dataset,
-        "metrics": {"test_accuracy": accuracy, "test_images": len(data.test_labels)},
-        "settings": asdict(config),
-    }
-    path = save(out, model, meta)
-    return TrainResult(path, accuracy, time.perf_counter() - started)
+def _check_input(model: nn.Module, name: str, spec: InputSpec, device: torch.device) -> None:
+    """A one-line error if `model` cannot take `spec`'s input size (as --image-size asks)."""
+    x = torch.zeros(2, spec.channels, spec.size, spec.size, device=device)
+    try:
+        with torch.no_grad():
+            model.eval()(x.contiguous(memory_format=torch.channels_last))
+    except RuntimeError as error:
+        cause = str(error).splitlines()[0]
+        raise ZooError(f"{name} cannot take {spec.size}x{spec.size} input ({cause})") from None
+
+
+def _generator(*keys: int) -> torch.Generator:
+    """A CPU generator seeded from `keys` (seed, epoch, ...): the same in every process."""
+    digest = hashlib.blake2b(repr(keys).encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little"))
+
+
+class _StopOnInterrupt:
+    """Turns the first Ctrl-C into a request to stop at the next step; a second one stops at
+    once. Only in the main thread, where Python delivers signals."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = None
+
+    def __enter__(self) -> _StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 class _Progress:
     """A rich progress bar over all steps of a run (a no-op when disabled)."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    def __init__(self, total: int, completed: int, enabled: bool) -> None:
         self.bar = None
         if enabled:
             from rich.progress import (
@@ -213,13 +462,17 @@ class _Progress:
                 TimeElapsedColumn(),
                 transient=False,
             )
-            self.task = self.bar.add_task("training", total=total)
+            self.task = self.bar.add_task("training", total=total, completed=completed)
+
+    def __enter__(self) -> _Progress:
+        if self.bar is not None:
             self.bar.start()
+        return self
 
     def advance(self, description: str, steps: int = 1) -> None:
         if self.bar is not None:
             self.bar.update(self.task, advance=steps, description=description)
 
-    def close(self) -> None:
+    def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()

@@ -1,4 +1,4 @@
-"""Datasets as in-memory uint8 tensors, and the core's `zoo_datasets` hook."""
+"""A dataset decoded once into uint8 tensors, and its deterministic splits and subsets."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from zoo.hookspecs import hookimpl
-from zoo.specs import DatasetSpec
+from zoo.errors import ZooError
 
 SPLIT_SEED = 0  # the train/test split never changes with --seed
 TEST_FRACTION = 0.2
@@ -22,6 +21,12 @@ class ImageSplits:
     train_labels: torch.Tensor
     test_images: torch.Tensor
     test_labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if len(self.classes) < 2:
+            raise ZooError(f"a dataset needs at least 2 classes, this one has {self.classes}")
+        if not len(self.train_labels) or not len(self.test_labels):
+            raise ZooError("the dataset has no training or no test images")
 
     def limit(self, n: int) -> ImageSplits:
         """A deterministic, class-stratified subset of `n` training images."""
@@ -52,20 +57,3 @@ def split_train_test(images: torch.Tensor, labels: torch.Tensor, classes: list[s
     n_test = round(len(labels) * TEST_FRACTION)
     test, train = order[:n_test].sort().values, order[n_test:].sort().values
     return ImageSplits(classes, images[train], labels[train], images[test], labels[test])
-
-
-def load_digits(root=None, download: bool = False) -> ImageSplits:
-    """scikit-learn's 1,797 real 8x8 handwritten digits, embedded in the package."""
-    from sklearn.datasets import load_digits as sklearn_digits
-
-    digits = sklearn_digits()
-    images = torch.from_numpy(digits.images * (255 / 16)).round().to(torch.uint8).unsqueeze(1)
-    labels = torch.from_numpy(digits.target).long()
-    return split_train_test(images, labels, [str(d) for d in range(10)])
-
-
-@hookimpl
-def zoo_datasets() -> list[DatasetSpec]:
-    return [
-        DatasetSpec("digits", "1,797 8x8 handwritten digits (embedded, scikit-learn)", load_digits),
-    ]

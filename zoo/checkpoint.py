@@ -1,0 +1,81 @@
+"""Training state on disk: runs/<run>/last.ckpt, and the state dicts `--init-from` reads.
+
+Both are read with `torch.load(weights_only=True)` (tensors and plain values only) or
+safetensors: loading never runs code from a file. Checkpoints are written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from zoo.errors import ZooError
+from zoo.weights import atomic_write
+
+FORMAT = "zoo.checkpoint/1"
+FILENAME = "last.ckpt"
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
+    """Write `state` (tensors and plain values) to `path` atomically."""
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, **state}, buffer)
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getbuffer()))
+
+
+def load_checkpoint(path: Path, model: str) -> dict[str, Any]:
+    """The checkpoint at `path`, which must be one of `model`; a ZooError otherwise."""
+    if not path.is_file():
+        raise ZooError(f"nothing to resume: {path} does not exist")
+    state = _torch_load(path)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ZooError(f"{path}: not a zoo checkpoint")
+    if state["model"] != model:
+        raise ZooError(f"{path} is a checkpoint of {state['model']!r}, not of {model!r}")
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    """The global random number generators' states (CPU, and CUDA where present)."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` returned."""
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from any .safetensors file, or from a .pth/.pt/.ckpt file holding one
+    (plain, or under a "state_dict" or "model" key, as training scripts save them)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"{path}: no such file")
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError) as error:
+            raise ZooError(f"{path}: not a valid safetensors file ({error})") from None
+    state = _torch_load(path)
+    if isinstance(state, dict):
+        wrapped = [state[k] for k in ("state_dict", "model") if isinstance(state.get(k), dict)]
+        state = wrapped[0] if wrapped else state
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ZooError(f"{path}: holds no state dict (a mapping of names to tensors)")
+    return state
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip and weights_only refusals alike
+        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ZooError(f"{path}: cannot load it safely (weights_only): {cause}") from None
