@@ -20,6 +20,12 @@ def _no_plugin_path(monkeypatch):
     monkeypatch.delenv("ZOO_PLUGINS_PATH", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _runs_in_tmp(monkeypatch, tmp_path_factory):
+    """`zoo train` writes its run folders under pytest's temporary folder, not the cwd."""
+    monkeypatch.setenv("ZOO_RUNS_DIR", str(tmp_path_factory.getbasetemp() / "runs"))
+
+
 @pytest.fixture(scope="session")
 def registry():
     return get_registry()

@@ -202,15 +202,19 @@ def train(
     runs = Path(settings.pop("runs_dir", "runs"))
     config = TrainConfig.for_model(spec, **settings)
     run = settings.get("run_name") or run_name(spec.name, config.dataset)
-    result = run_training(
-        reg,
-        spec,
-        config,
-        out_folder / f"{run}.safetensors",
-        run_dir=runs / run,
-        resume=resume,
-        progress=not quiet,
-    )
+    try:
+        result = run_training(
+            reg,
+            spec,
+            config,
+            out_folder / f"{run}.safetensors",
+            run_dir=runs / run,
+            resume=resume,
+            progress=not quiet,
+        )
+    except KeyboardInterrupt as interrupt:  # typer would swallow it silently
+        err.print(f"interrupted: {escape(str(interrupt))}" if str(interrupt) else "interrupted")
+        raise typer.Exit(130) from None
     if result.path is not None:
         out.print(
             f"{spec.name} on {config.dataset}: test accuracy {result.accuracy:.2%} "
@@ -307,6 +311,6 @@ def main() -> None:
         where = f": {error.filename}" if error.filename else ""
         err.print(f"[red]error:[/] {escape(str(error.strerror or error))}{escape(where)}")
         sys.exit(1)
-    except KeyboardInterrupt as interrupt:
-        err.print(f"interrupted{escape(f': {interrupt}') if str(interrupt) else ''}")
+    except KeyboardInterrupt:
+        err.print("interrupted")
         sys.exit(130)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import signal
+import tempfile
 import threading
 import time
 import warnings
@@ -138,6 +139,8 @@ def train(
     started = time.perf_counter()
     ctx = distributed.setup(config.device)
     try:
+        if ctx.is_main:
+            _check_writable(out.parent)
         run = _Run(registry, spec, config, ctx, run_dir, resume)
         accuracy = run.fit(progress and ctx.is_main)
         path = run.finish(out) if ctx.is_main else None
@@ -367,9 +370,18 @@ class _Run:
         return save(out, self.model, meta)
 
 
+def _check_writable(folder: Path) -> None:
+    """A one-line error now, rather than after training, if `folder` cannot take files."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        raise ZooError(f"cannot write to {folder} ({error.strerror or error})") from None
+
+
 def _start_fresh(run_dir: Path) -> None:
     """Make sure `run_dir` is writable and holds nothing of an earlier run."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_writable(run_dir)
     for name in (FILENAME, runlog.METRICS, runlog.CURVES, runlog.CONFUSION):
         (run_dir / name).unlink(missing_ok=True)
 

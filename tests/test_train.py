@@ -1,0 +1,346 @@
+"""`zoo train` end to end: run folders, settings files, resume after SIGKILL and Ctrl-C, cached
+head features, --image-size, --init-from, zoo eval, torchrun DDP, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from tests.datafiles import write_cifar10, write_mnist
+from zoo.augment import augment
+from zoo.checkpoint import FILENAME
+from zoo.features import head_inputs
+from zoo.finetune import head_module
+from zoo.inference import Classifier
+from zoo.train import TrainConfig, train
+from zoo.weights import read_meta
+
+ROOT = Path(__file__).resolve().parent.parent
+LONG = {"epochs": 30, "limit": 100, "batch_size": 10}
+LONG_RUN = ["train", "lenet", "--epochs", "30", "--limit", "100", "--batch-size", "10", "-q"]
+
+
+@contextmanager
+def one_thread():
+    """Torch on one thread, as in the child processes: the same numerics everywhere."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def zoo_process(args: list[str], **popen) -> subprocess.Popen:
+    """`python -m zoo ARGS` in a child process, on one thread."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "zoo", *args], env=env, cwd=ROOT, text=True, **popen
+    )
+
+
+def where(tmp_path: Path, run: str) -> list[str]:
+    return ["--out", str(tmp_path), "--runs-dir", str(tmp_path / "runs"), "--run-name", run]
+
+
+def same_tensors(a: Path, b: Path) -> bool:
+    first, second = load_file(a), load_file(b)
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(registry, tmp_path_factory) -> Path:
+    """LONG_RUN's weights, trained in one go."""
+    path = tmp_path_factory.mktemp("uninterrupted") / "whole.safetensors"
+    spec = registry.model("lenet")
+    with one_thread():
+        train(registry, spec, TrainConfig.for_model(spec, **LONG), path, progress=False)
+    return path
+
+
+def resume(zoo_cli, tmp_path: Path, run: str) -> Path:
+    with one_thread():
+        result = zoo_cli([*LONG_RUN, *where(tmp_path, run), "--resume"])
+    assert result.code == 0, result.err
+    return tmp_path / f"{run}.safetensors"
+
+
+def start_and_stop_mid_way(tmp_path: Path, run: str, how: signal.Signals):
+    """Start LONG_RUN, send `how` as soon as it has written a checkpoint; return the child."""
+    child = zoo_process([*LONG_RUN, *where(tmp_path, run)], stderr=subprocess.PIPE)
+    checkpoint = tmp_path / "runs" / run / FILENAME
+    deadline = time.monotonic() + 60
+    while not checkpoint.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.send_signal(how)
+    child.wait(timeout=60)
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["epoch"] <= LONG["epochs"], "the run ended before it could be stopped"
+    return child, saved
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_weights(zoo_cli, tmp_path, uninterrupted):
+    child, saved = start_and_stop_mid_way(tmp_path, "killed", signal.SIGKILL)
+    assert child.returncode == -signal.SIGKILL and saved["model"] == "lenet"
+    assert not (tmp_path / "killed.safetensors").exists()
+    assert not [p for p in (tmp_path / "runs" / "killed").iterdir() if p.name.startswith(".")]
+    assert same_tensors(resume(zoo_cli, tmp_path, "killed"), uninterrupted)
+    history = [json.loads(line) for line in (tmp_path / "runs/killed/metrics.jsonl").open()]
+    assert [row["epoch"] for row in history] == list(range(1, LONG["epochs"] + 1))
+
+
+def test_ctrl_c_saves_mid_epoch_exits_cleanly_and_resumes(zoo_cli, tmp_path, uninterrupted):
+    child, saved = start_and_stop_mid_way(tmp_path, "stopped", signal.SIGINT)
+    assert saved["model"] == "lenet"
+    err = child.stderr.read()
+    assert child.returncode == 130, err
+    assert err.startswith("interrupted: saved ") and "--resume" in err and "Traceback" not in err
+    assert not (tmp_path / "stopped.safetensors").exists()
+    assert same_tensors(resume(zoo_cli, tmp_path, "stopped"), uninterrupted)
+
+
+def test_run_folder_holds_metrics_plots_and_a_safe_checkpoint(zoo_cli, tmp_path):
+    result = zoo_cli(
+        ["train", "lenet", "--epochs", "2", "--limit", "200", "-q", *where(tmp_path, "r")]
+    )
+    assert result.code == 0, result.err
+    run = tmp_path / "runs" / "r"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert {"loss", "accuracy", "train_accuracy", "lr", "images_per_s"} <= rows[0].keys()
+    assert rows[1]["loss"] < rows[0]["loss"] and rows[1]["images_per_s"] > 0
+    for name in ("curves.png", "confusion.png"):
+        with Image.open(run / name) as image:
+            assert image.format == "PNG" and image.width > 300
+    saved = torch.load(run / FILENAME, weights_only=True)
+    assert saved["epoch"] == 3 and saved["step"] == 0 and saved["config"]["limit"] == 200
+    assert {"state_dict", "optimizer", "schedule", "rng", "history"} <= saved.keys()
+    meta = read_meta(tmp_path / "r.safetensors")
+    assert meta["metrics"]["test_accuracy"] == rows[-1]["accuracy"]
+    assert sorted(meta["metrics"]["per_class_accuracy"]) == [str(d) for d in range(10)]
+
+
+def test_config_file_gives_settings_and_flags_win(zoo_cli, tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text(
+        'epochs = 1\nbatch-size = 16\nlr = 1\noptimizer = "sgd"\nlabel_smoothing = 0.1\n'
+        f'schedule = "cosine"\nlimit = 100\nrun-name = "from-file"\nout = "{tmp_path}"\n'
+    )
+    result = zoo_cli(f"train lenet --config {config} --lr 0.02 -q")
+    assert result.code == 0, result.err
+    settings = read_meta(tmp_path / "from-file.safetensors")["settings"]
+    assert settings["lr"] == 0.02 and settings["optimizer"] == "sgd" and settings["limit"] == 100
+    assert settings["batch_size"] == 16 and settings["label_smoothing"] == 0.1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour = 'red'\n", "unknown setting 'colour'; known: amp, augment, batch-size"),
+        ("epochs = 'ten'\n", "epochs must be a int, not 'ten'"),
+        ("epochs = [\n", "not a valid TOML file"),
+    ],
+)
+def test_bad_config_file_is_one_line(zoo_cli, tmp_path, text, message):
+    (tmp_path / "c.toml").write_text(text)
+    result = zoo_cli(f"train lenet --config {tmp_path / 'c.toml'} --out {tmp_path}")
+    assert result.code == 1 and message in result.err and result.err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("--batch-size 0", "error: --batch-size must be at least 1"),
+        ("--label-smoothing 1", "error: --label-smoothing must be in [0, 1)"),
+        ("--device tpu", "error: unknown device 'tpu'"),
+        ("--image-size 28", "error: lenet cannot take 28x28 input"),
+        ("--init-from nowhere.pth", "error: nowhere.pth: no such file"),
+        ("--strategy middle", "error: model 'lenet' has no fine-tune strategy 'middle'"),
+        ("--resume", "error: nothing to resume: "),
+    ],
+)
+def test_bad_settings_are_one_line_and_write_nothing(zoo_cli, tmp_path, args, message):
+    result = zoo_cli(f"train lenet {args} --limit 50 --epochs 1 --out {tmp_path / 'w'} -q")
+    assert result.code == 1 and result.err.startswith(message), result.err
+    assert result.err.count("\n") == 1
+    assert not list(tmp_path.glob("w/*"))
+
+
+def test_resume_with_another_models_checkpoint_is_refused(zoo_cli, tmp_path):
+    args = f"--epochs 1 --limit 50 -q --run-name shared --runs-dir {tmp_path} --out {tmp_path}"
+    assert zoo_cli(f"train lenet {args}").code == 0
+    result = zoo_cli(f"train cifar-cnn {args} --resume")
+    assert result.code == 1
+    assert result.err.startswith(f"error: {tmp_path / 'shared' / FILENAME} is a checkpoint of")
+    assert "'lenet', not of 'cifar-cnn'" in result.err
+
+
+def test_unwritable_out_fails_before_training(zoo_cli, tmp_path):
+    (tmp_path / "file").write_text("a file, not a folder")
+    result = zoo_cli(f"train lenet --out {tmp_path / 'file' / 'weights'} -q")
+    assert result.code == 1 and result.err.startswith("error: cannot write to ")
+    assert result.err.count("\n") == 1
+
+
+def test_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path):
+    def small_disk():  # writes past 200 kB fail with EFBIG, as on a full disk with ENOSPC
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    child = zoo_process(
+        ["train", "lenet", "--epochs", "1", "--limit", "50", "-q", *where(tmp_path, "full")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=small_disk,
+    )
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 1 and err.startswith("error: File too large"), err
+    assert err.count("\n") == 1
+    leftovers = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+    assert leftovers == ["metrics.jsonl"]
+
+
+def test_vgg16_head_trains_on_cached_features_and_saves_the_whole_model(
+    zoo_cli, registry, tmp_path
+):
+    write_mnist(tmp_path / "data", train=40, test=20)
+    result = zoo_cli(
+        f"train vgg16 -d mnist --data-dir {tmp_path / 'data'} --epochs 2 --batch-size 8 "
+        f"--image-size 40 -q {' '.join(where(tmp_path, 'v'))}"
+    )
+    assert result.code == 0, result.err
+    spec = registry.model("vgg16")
+    torch.manual_seed(0)
+    fresh = registry.build(spec, num_classes=10)
+    saved = load_file(tmp_path / "v.safetensors")
+    assert saved.keys() == fresh.state_dict().keys()
+    for key, value in fresh.state_dict().items():  # the frozen features are unchanged
+        assert torch.equal(saved[key], value) == key.startswith("features."), key
+    classifier = Classifier.load(registry, tmp_path / "v.safetensors")
+    assert classifier.input.size == 40
+    assert classifier.probabilities([torch.zeros(1, 28, 28, dtype=torch.uint8)]).shape == (1, 10)
+    rows = [json.loads(line) for line in (tmp_path / "runs/v/metrics.jsonl").open()]
+    assert rows[1]["loss"] < rows[0]["loss"]
+
+
+def test_head_inputs_reproduce_the_model_and_refuse_a_head_that_is_not_last(registry):
+    model = registry.build(registry.model("vgg16"), num_classes=10).eval()
+    x = torch.randn(3, 3, 32, 32)
+    head = head_module(model, registry.model("vgg16"))
+    features = head_inputs(model, head, [x[:2], x[2:]])
+    assert features.shape == (3, 4608)
+    with torch.no_grad():
+        assert torch.allclose(head(features), model(x), atol=1e-5)
+    wrapped = torch.nn.Sequential(model, torch.nn.Softmax(1))
+    assert head_inputs(wrapped, head, [x]) is None
+
+
+def test_init_from_safetensors_and_pth_and_mismatch(zoo_cli, tmp_path, lenet_weights):
+    state = load_file(lenet_weights)
+    torch.save({"state_dict": state}, tmp_path / "lenet.pth")
+    for source in (lenet_weights, tmp_path / "lenet.pth"):
+        result = zoo_cli(
+            f"train lenet --init-from {source} --lr 1e-9 --epochs 1 --limit 20 "
+            f"--out {tmp_path} --run-name again -q"
+        )
+        assert result.code == 0, result.err
+        again = load_file(tmp_path / "again.safetensors")
+        assert all(torch.allclose(again[k], state[k], atol=1e-6) for k in state)
+    save_file({"conv1.weight": torch.zeros(6, 3, 5, 5)}, tmp_path / "other.safetensors")
+    result = zoo_cli(f"train lenet --init-from {tmp_path / 'other.safetensors'} --out {tmp_path}")
+    assert result.code == 1 and "does not fit the model: missing conv1.bias" in result.err
+
+
+def test_init_from_a_pickle_with_code_is_refused(zoo_cli, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"conv1.weight": Evil()}, tmp_path / "evil.pth")
+    result = zoo_cli(f"train lenet --init-from {tmp_path / 'evil.pth'} --out {tmp_path}")
+    assert result.code == 1 and "cannot load it safely (weights_only)" in result.err
+    assert not marker.exists()
+
+
+def test_zoo_eval_reports_accuracy_per_class_and_confusion(zoo_cli, lenet_weights):
+    result = zoo_cli(f"eval {lenet_weights} --json")
+    report = json.loads(result.out)
+    meta = read_meta(lenet_weights)
+    assert report["accuracy"] == pytest.approx(meta["metrics"]["test_accuracy"])
+    assert report["images"] == sum(map(sum, report["confusion"])) == 359
+    assert len(report["per_class"]) == 10 and min(report["per_class"]) > 0.3
+    text = zoo_cli(f"eval {lenet_weights}").out
+    assert f"accuracy {report['accuracy']:.2%}" in text and "true \\ predicted" in text
+
+
+def test_zoo_eval_refuses_a_dataset_with_other_classes(zoo_cli, tmp_path, lenet_weights):
+    write_cifar10(tmp_path)
+    result = zoo_cli(f"eval {lenet_weights} -d cifar10 --data-dir {tmp_path}")
+    assert result.code == 1 and "knows classes 0, 1, 2, 3, 4 (+5) but cifar10 has" in result.err
+
+
+def test_amp_and_augment_train(zoo_cli, tmp_path):
+    result = zoo_cli(f"train lenet --amp --augment --epochs 2 --limit 100 --out {tmp_path} -q")
+    assert result.code == 0, result.err
+    settings = read_meta(tmp_path / "lenet-digits.safetensors")["settings"]
+    assert settings["amp"] and settings["augment"]
+
+
+def test_augment_shifts_within_the_padding_and_flips_only_when_allowed():
+    x = torch.arange(2 * 16 * 16, dtype=torch.float).view(2, 1, 16, 16).repeat(64, 1, 1, 1)
+    out = augment(x, torch.Generator().manual_seed(0), flip=False)
+    assert out.shape == x.shape and torch.equal(
+        out, augment(x, torch.Generator().manual_seed(0), False)
+    )
+    inner = out[:, :, 2:-2, 2:-2]  # a shift of at most 2 keeps the centre inside the image
+    rows = inner[:, 0, :, 1:] - inner[:, 0, :, :-1]
+    assert torch.all(rows == 1)  # never mirrored: values still rise left to right
+    flipped = augment(x, torch.Generator().manual_seed(0), flip=True)[:, 0, 2:-2, 2:-2]
+    steps = (flipped[:, :, 1:] - flipped[:, :, :-1])[:, 0, 0]
+    assert set(steps.tolist()) == {1.0, -1.0}
+
+
+def test_torchrun_trains_with_two_cpu_processes(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+    ]
+    args = [
+        "-m",
+        "zoo",
+        "train",
+        "lenet",
+        "--epochs",
+        "8",
+        "--device",
+        "cpu",
+        *where(tmp_path, "ddp"),
+    ]
+    result = subprocess.run(
+        [*command, *args, "-q"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("test accuracy") == 1  # rank 0 alone reports and writes
+    meta = read_meta(tmp_path / "ddp.safetensors")
+    assert meta["metrics"]["test_accuracy"] >= 0.9
+    rows = [json.loads(line) for line in (tmp_path / "runs/ddp/metrics.jsonl").open()]
+    assert len(rows) == 8 and rows[-1]["accuracy"] == meta["metrics"]["test_accuracy"]
