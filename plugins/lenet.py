@@ -34,7 +34,9 @@ def zoo_models() -> list[zoo.ModelSpec]:
             summary="LeNet of the PyTorch tutorial: 2 convs + 3 linear layers, 1x32x32 input",
             input=zoo.InputSpec(channels=1, size=32, mean=(0.5,), std=(0.5,)),
             head="fc3",
-            defaults=zoo.TrainDefaults(epochs=30, batch_size=32, lr=3e-3, weight_decay=1e-4),
+            defaults=zoo.TrainDefaults(
+                epochs=30, batch_size=32, lr=3e-3, weight_decay=1e-4, label_smoothing=0.1
+            ),
         )
     ]
 

@@ -51,6 +51,7 @@ class TrainDefaults:
     optimizer: str = "adamw"
     schedule: str = "onecycle"
     weight_decay: float = 0.0
+    label_smoothing: float = 0.0
     strategy: str = "full"
 
 
