@@ -114,11 +114,14 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     if as_json:
         print(json.dumps([vars(p) for p in infos], indent=2))
         return
-    table = Table("plugin", "source", "models", "datasets", "error", box=None)
     for p in infos:
-        models = ", ".join(p.models[:3]) + (f" (+{len(p.models) - 3})" if len(p.models) > 3 else "")
-        table.add_row(p.name, p.source, models, ", ".join(p.datasets), p.error or "")
-    out.print(table)
+        provides = [f"{len(p.models)} models" if len(p.models) > 3 else ", ".join(p.models)]
+        provides += [f"datasets {', '.join(p.datasets)}"] if p.datasets else []
+        out.print(
+            f"[bold]{escape(p.name)}[/] ({p.source}) {escape('; '.join(filter(None, provides)))}"
+        )
+        if p.error:
+            out.print(f"  [red]error:[/] {escape(p.error)}")
 
 
 def run_name(model: str, dataset: str) -> str:
