@@ -56,7 +56,10 @@ def list_models(
     if as_json:
         print(json.dumps([spec.to_dict() for spec in specs], indent=2))
         return
-    table = Table("model", "input", "pretrained", "plugin", "summary", box=None)
+    table = Table(box=None)
+    for column in ("model", "input", "pretrained", "plugin"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("summary")
     for spec in specs:
         shape = f"{spec.input.channels}x{spec.input.size}x{spec.input.size}"
         table.add_row(spec.name, shape, "yes" if spec.pretrained else "", spec.plugin, spec.summary)
