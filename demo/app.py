@@ -87,7 +87,7 @@ def _classify_tab(shelf: WeightsShelf, examples: list[Path], views: Path) -> gr.
                     elem_id="upload",
                 )
                 image_button = gr.Button("Classify image", variant="primary")
-                gr.Examples([[str(path)] for path in examples], inputs=image)
+                gr.Examples([[str(path)] for path in examples], inputs=image, examples_per_page=12)
             with gr.Tab("Draw"):
                 sketch = gr.Sketchpad(
                     type="filepath",
@@ -237,7 +237,7 @@ def build_app(
     shelf = WeightsShelf(registry, weights_dir)
     runs_dir = Path(runs_dir) if runs_dir else weights_dir.absolute().parent / "runs"
     examples = write_examples(registry, Path(examples_dir or default_folder()))
-    with gr.Blocks(title="zoo demo") as app:
+    with gr.Blocks(title="zoo demo", analytics_enabled=False) as app:
         gr.Markdown("# zoo\nThe model zoo's models, trained by `zoo train`, at work.")
         with gr.Tab("Classify"):
             model = _classify_tab(shelf, examples, Path(tempfile.mkdtemp(prefix="zoo-demo-")))

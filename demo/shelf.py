@@ -51,18 +51,18 @@ class WeightsShelf:
         return "resnet18" in self.registry.models and is_cached(_imagenet_weights())
 
     def choices(self) -> list[tuple[str, str]]:
-        """(label, name) for every model on offer, the label read from the file's header."""
-        found = []
+        """(label, name) for every model on offer, the label read from the file's header; the
+        files that cannot be used come last, saying why."""
+        usable, unusable = [], []
         for path in self.files():
             try:
-                label = f"{path.name}: {describe(weights.read_meta(path))}"
+                usable.append((f"{path.name}: {describe(weights.read_meta(path))}", path.name))
             except ZooError as error:
-                label = f"{path.name}: unusable ({error})"
-            found.append((label, path.name))
+                unusable.append((f"{path.name}: unusable ({error})", path.name))
         if self.has_imagenet():
             label = "resnet18, torchvision ImageNet weights (1000 classes)"
-            found.append((label, IMAGENET_RESNET18))
-        return found
+            usable.append((label, IMAGENET_RESNET18))
+        return usable + unusable
 
     def get(self, name: str | None) -> Classifier:
         """The classifier called `name`, or a ZooError saying why there is none."""

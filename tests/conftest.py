@@ -72,12 +72,18 @@ class DemoServer:
     torch_home: Path
 
 
-def free_port() -> int:
+def _free_port() -> int:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1."""
+    return _free_port()
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +118,7 @@ def demo_server(tmp_path_factory, lenet_weights, registry):
         patch.setenv("TORCH_HOME", str(torch_home))
         examples = tmp_path_factory.getbasetemp() / "demo-examples"  # written once a session
         app = build_app(registry, weights_dir, examples_dir=examples)
-        port = free_port()
+        port = _free_port()
         serve(app, port=port, prevent_thread_lock=True)
         try:
             yield DemoServer(f"http://127.0.0.1:{port}/", weights_dir, examples, torch_home)
