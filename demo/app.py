@@ -150,16 +150,22 @@ def _models_tab(app: gr.Blocks, registry: Registry, shelf: WeightsShelf, runs_di
 
 def _inspect_tab(registry: Registry) -> None:
     names = [spec.name for spec in registry.find()]
+    first = "lenet" if "lenet" in names else names[0]
+    shown = inspector.inspect_model(registry, first)  # the tab opens on the tutorial's LeNet
     with gr.Row():
-        model = gr.Dropdown(names, value="lenet" if "lenet" in names else None, label="Model")
+        model = gr.Dropdown(names, value=first, label="Model")
         inspect_button = gr.Button("Inspect", variant="primary")
-    summary = gr.Markdown()
+    summary = gr.Markdown(shown.summary)
     with gr.Row():
-        tree = gr.Code(label="Module tree (print(model))", language=None)
-        table = gr.Dataframe(headers=["parameter", "shape", "elements"], label="Parameters")
-    graph = gr.Code(label="Autograd graph of MSELoss(model(randn), randn)", language=None)
+        tree = gr.Code(shown.tree, label="Module tree (print(model))", language=None)
+        table = gr.Dataframe(
+            shown.parameters, headers=["parameter", "shape", "elements"], label="Parameters"
+        )
+    graph = gr.Code(
+        shown.graph, label="Autograd graph of MSELoss(model(randn), randn)", language=None
+    )
     with gr.Row():
-        parameter = gr.Dropdown([], label="Parameter", allow_custom_value=True)
+        parameter = gr.Dropdown(**_parameter_choices(shown), label="Parameter")
         grad_button = gr.Button("zero_grad(), then loss.backward()")
     with gr.Row():
         before = gr.Code(label="grad after zero_grad()", language=None)
@@ -167,11 +173,11 @@ def _inspect_tab(registry: Registry) -> None:
 
     def inspect(name: str):
         found = inspector.inspect_model(registry, name)
-        first = found.parameters[0][0] if found.parameters else None
-        params = gr.Dropdown([row[0] for row in found.parameters], value=first)
+        params = gr.Dropdown(**_parameter_choices(found))
         return found.tree, found.parameters, found.summary, found.graph, params
 
-    inspect_button.click(
+    gr.on(
+        [inspect_button.click, model.change],
         _user_errors(inspect),
         model,
         [tree, table, summary, graph, parameter],
@@ -185,40 +191,42 @@ def _inspect_tab(registry: Registry) -> None:
     )
 
 
+def _parameter_choices(found: inspector.Inspection) -> dict[str, Any]:
+    """The parameter dropdown's choices, the first one chosen."""
+    names = [row[0] for row in found.parameters]
+    return {"choices": names, "value": names[0] if names else None}
+
+
+def _backprop(quantity: float | None, price: float | None, tax: float | None) -> tuple:
+    """The Backprop tab's outputs: total, its three derivatives, the diagram, the graph."""
+    if quantity is None or price is None or tax is None:
+        raise _error("enter a quantity, a unit price and a tax")
+    result = backprop.oranges(quantity, price, tax)
+    derivatives = tuple(result.grads[name] for name in ("quantity", "price", "tax"))
+    return (result.values["total"], *derivatives, backprop.diagram(result), result.graph)
+
+
 def _backprop_tab() -> None:
     gr.Markdown(
         "Oranges: **cost = quantity x price**, **total = cost x tax**. Autograd computes how "
         "much the total moves when each input moves by one."
     )
+    seed = (2, 100, 1.1)  # the tutorial's oranges: 220 in all, 110 an orange, 2.2 a unit of price
+    shown = _backprop(*seed)
     with gr.Row():
-        quantity = gr.Number(2, label="quantity")
-        price = gr.Number(100, label="unit price")
-        tax = gr.Number(1.1, label="tax")
+        quantity = gr.Number(seed[0], label="quantity")
+        price = gr.Number(seed[1], label="unit price")
+        tax = gr.Number(seed[2], label="tax")
     button = gr.Button("Forward and backward", variant="primary")
-    picture = gr.HTML()
+    picture = gr.HTML(shown[4])
     with gr.Row():
-        total = gr.Number(label="total", precision=6)
-        d_quantity = gr.Number(label="d total / d quantity", precision=6)
-        d_price = gr.Number(label="d total / d price", precision=6)
-        d_tax = gr.Number(label="d total / d tax", precision=6)
-    graph = gr.Code(label="total.grad_fn, walked", language=None)
-
-    def run(q: float | None, p: float | None, t: float | None):
-        if q is None or p is None or t is None:
-            raise _error("enter a quantity, a unit price and a tax")
-        result = backprop.oranges(q, p, t)
-        grads = result.grads
-        return (
-            result.values["total"],
-            grads["quantity"],
-            grads["price"],
-            grads["tax"],
-            backprop.diagram(result),
-            result.graph,
-        )
-
+        total = gr.Number(shown[0], label="total", precision=6)
+        d_quantity = gr.Number(shown[1], label="d total / d quantity", precision=6)
+        d_price = gr.Number(shown[2], label="d total / d price", precision=6)
+        d_tax = gr.Number(shown[3], label="d total / d tax", precision=6)
+    graph = gr.Code(shown[5], label="total.grad_fn, walked", language=None)
     button.click(
-        run,
+        _backprop,
         [quantity, price, tax],
         [total, d_quantity, d_price, d_tax, picture, graph],
         api_name="backprop",

@@ -69,7 +69,7 @@ def diagram(result: Oranges) -> str:
                 f"d total / d {name} = {result.grads[name]:.4g}</text>"
             )
     return (
-        '<svg viewBox="0 0 680 290" width="100%" xmlns="http://www.w3.org/2000/svg" '
+        '<svg viewBox="0 0 680 290" style="max-width: 720px" xmlns="http://www.w3.org/2000/svg" '
         'font-family="sans-serif" font-size="14"><defs><marker id="arrow" markerWidth="8" '
         'markerHeight="8" refX="8" refY="4" orient="auto"><path d="M0,0 L8,4 L0,8 z" '
         f'fill="#888"/></marker></defs>{"".join(parts)}</svg>'

@@ -33,8 +33,8 @@ def card(registry: Registry, path: Path, runs_dir: Path) -> Card:
     except ZooError as error:
         return Card(path.name, f"**Unusable**: {error}")
     lines = [
-        f"**Model** `{meta['model']}` (plugin `{meta.get('plugin', '?')}`), "
-        f"{_parameters(registry, meta)}",
+        f"**Model** `{meta['model']}` (plugin `{meta.get('plugin', '?')}`): "
+        f"{_architecture(registry, meta)}",
         f"**Dataset** {meta.get('dataset', '?')}: {len(meta['classes'])} classes "
         f"({_short(', '.join(meta['classes']))})",
         f"**Input** {_input(meta['input'])}",
@@ -74,7 +74,7 @@ def _plot(log: Path) -> Image.Image | None:
     )
     if not series:
         return None
-    figure = Figure(figsize=(6, 3.5))
+    figure = Figure(figsize=(6, 3.5), layout="constrained")
     axes = figure.subplots()
     for key in series:
         points = [(row.get("epoch", i + 1), row[key]) for i, row in enumerate(rows) if key in row]
@@ -87,11 +87,12 @@ def _plot(log: Path) -> Image.Image | None:
     return Image.open(buffer)
 
 
-def _parameters(registry: Registry, meta: dict[str, Any]) -> str:
+def _architecture(registry: Registry, meta: dict[str, Any]) -> str:
     if meta["model"] not in registry.models:
         return "its plugin is not installed"
-    model = registry.build(registry.model(meta["model"]), num_classes=len(meta["classes"]))
-    return f"{parameter_count(model):,} parameters"
+    spec = registry.model(meta["model"])
+    model = registry.build(spec, num_classes=len(meta["classes"]))
+    return f"{spec.summary}; {parameter_count(model):,} parameters"
 
 
 def _input(spec: dict[str, Any]) -> str:
