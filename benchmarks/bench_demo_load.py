@@ -93,7 +93,6 @@ def main() -> None:
     from zoo.demo.app import build_app, serve
     from zoo.demo.examples import default_folder
     from zoo.demo.shelf import WeightsShelf
-
     from zoo.registry import get_registry
 
     registry = get_registry()

@@ -15,11 +15,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 from PIL import Image
+
 from zoo.demo import backprop, cards, inspector
 from zoo.demo.classify import Result, classify_batch, read_drawing, read_upload
 from zoo.demo.examples import default_folder, write_examples
 from zoo.demo.shelf import WeightsShelf
-
 from zoo.errors import ZooError
 from zoo.registry import Registry
 

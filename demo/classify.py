@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 from PIL import Image, ImageOps
-from zoo.demo.shelf import WeightsShelf
 
+from zoo.demo.shelf import WeightsShelf
 from zoo.errors import ZooError
 from zoo.preprocess import open_image, prepare
 from zoo.specs import InputSpec

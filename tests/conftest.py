@@ -94,9 +94,9 @@ def demo_server(tmp_path_factory, lenet_weights, registry):
 
     import torch
     import torchvision
-    from zoo.demo.app import build_app, serve
 
     from zoo import weights
+    from zoo.demo.app import build_app, serve
 
     root = tmp_path_factory.mktemp("demo")
     weights_dir = root / "weights"

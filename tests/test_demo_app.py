@@ -14,9 +14,9 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
+
 from zoo.demo import cards
 from zoo.demo.shelf import IMAGENET_RESNET18, WeightsShelf
-
 from zoo.inference import Classifier
 
 LENET = "lenet-digits.safetensors"
