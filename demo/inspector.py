@@ -13,6 +13,7 @@ from zoo.introspect import autograd_graph, forward_loss, parameter_count, parame
 from zoo.registry import Registry
 
 NUM_CLASSES = 10
+GRAPH_NODES = 200  # the autograd graph shown is cut here (a ResNet50's has thousands)
 
 
 @dataclass
@@ -32,8 +33,10 @@ def inspect_model(registry: Registry, name: str) -> Inspection:
     shapes = parameter_shapes(model)
     rows = [[param, str(list(shape)), int(torch.Size(shape).numel())] for param, shape in shapes]
     summary = f"{len(shapes)} parameter tensors, {parameter_count(model):,} parameters"
-    graph = "\n".join(autograd_graph(forward_loss(model, spec.input)))
-    return Inspection(str(model), rows, summary, graph)
+    lines = autograd_graph(forward_loss(model, spec.input), max_nodes=GRAPH_NODES)
+    if len(lines) >= GRAPH_NODES:
+        lines.append(f"... (the first {GRAPH_NODES} nodes)")
+    return Inspection(str(model), rows, summary, "\n".join(lines))
 
 
 def gradient_before_after(registry: Registry, name: str, parameter: str) -> tuple[str, str]:

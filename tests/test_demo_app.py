@@ -241,3 +241,17 @@ def test_cards(registry, demo_server, tmp_path):
         "plugin is not installed"
         in cards.card(registry, demo_server.weights_dir / "unicorn.safetensors", runs).markdown
     )
+
+
+def test_examples_are_the_test_split_digits_and_sample_photos(registry, demo_server):
+    from sklearn.datasets import load_sample_images
+
+    digits = registry.dataset("digits")[0].load(root=None, download=False)
+    for label in range(10):
+        shown = np.asarray(Image.open(demo_server.examples_dir / f"digit-{label}.png"))
+        matches = (digits.test_images[:, 0].numpy() == shown).all(axis=(1, 2))
+        assert matches.any() and (digits.test_labels.numpy()[matches] == label).all()
+    photos = load_sample_images()
+    for path, photo in zip(photos.filenames, photos.images, strict=True):
+        name = Path(path).stem + ".png"
+        assert (np.asarray(Image.open(demo_server.examples_dir / name)) == photo).all()
