@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ MAX_FILE_SIZE = "10mb"
 MAX_BATCH_SIZE = 16  # concurrent predictions that share one forward pass
 QUEUE_SIZE = 64  # requests waiting beyond this are refused ("queue is full")
 CONCURRENCY = 2  # events of one kind running at once (forward passes run one at a time)
+# The model's views, content-addressed, beside gradio's own files (GRADIO_TEMP_DIR).
+VIEWS = Path(gr.utils.get_upload_folder()) / "zoo-model-views"
 # Every prediction event runs in this group, one batch at a time.
 BATCHED = {
     "batch": True,
@@ -248,7 +249,7 @@ def build_app(
     with gr.Blocks(title="zoo demo", analytics_enabled=False) as app:
         gr.Markdown("# zoo\nThe model zoo's models, trained by `zoo train`, at work.")
         with gr.Tab("Classify"):
-            model = _classify_tab(shelf, examples, Path(tempfile.mkdtemp(prefix="zoo-demo-")))
+            model = _classify_tab(shelf, examples, VIEWS)
         with gr.Tab("Models"):
             _models_tab(app, registry, shelf, runs_dir)
         with gr.Tab("Inspect"):
