@@ -237,7 +237,7 @@ def export_model(
 
     if fmt not in RUNNERS:
         known = ", ".join(RUNNERS)
-        warnings.warn(f"no check for format {fmt!r}; --check covers {known}", stacklevel=1)
+        _warn(f"no check for format {fmt!r}; --check covers {known}")
         return
     result = parity(reg, classifier, fmt, path)
     out.print(result.summary())
@@ -277,7 +277,7 @@ def predict(
             bar.advance(task)
             if isinstance(top, ZooError):
                 skipped += 1
-                warnings.warn(f"skipped {top}", stacklevel=1)
+                _warn(f"skipped {top}")
             elif as_json:
                 labels = [{"label": label, "probability": p} for label, p in top.items()]
                 print(json.dumps({"path": str(path), "top": labels}), flush=True)
@@ -288,11 +288,15 @@ def predict(
     if not as_json:
         out.print(table)
     if skipped:
-        warnings.warn(f"skipped {skipped} unreadable of {len(files)} images", stacklevel=1)
+        _warn(f"skipped {skipped} unreadable of {len(files)} images")
+
+
+def _warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    err.print(f"[yellow]warning:[/] {escape(str(message))}")
+    _warn(str(message))
 
 
 def main() -> None:

@@ -8,11 +8,14 @@ Every format carries the weights file's metadata (model, classes, input spec, ..
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import json
+import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -139,6 +142,17 @@ WRITERS: dict[str, Callable[[nn.Module, torch.Tensor, dict, str], None]] = {
 }
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporters' logs and prints (partial graphs on failure): errors say enough."""
+    logging.disable(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def _root_cause(error: BaseException) -> str:
     while error.__cause__ is not None:
         error = error.__cause__
@@ -155,7 +169,8 @@ def zoo_export(
         return None
     example = example_input(weights.input_spec(meta))
     try:
-        return weights.atomic_write(Path(path), lambda tmp: writer(model, example, meta, tmp))
+        with _quiet():
+            return weights.atomic_write(Path(path), lambda tmp: writer(model, example, meta, tmp))
     except ZooError:
         raise
     except OSError as error:

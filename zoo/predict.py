@@ -6,7 +6,6 @@ once (channels_last, under inference_mode, through `Classifier.probabilities`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -20,7 +19,7 @@ from zoo.preprocess import open_image
 IMAGE_EXTENSIONS = frozenset(
     {".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"}
 )
-DECODE_THREADS = min(4, os.cpu_count() or 1)
+DECODE_THREADS = 4  # PIL releases the GIL while it decodes
 
 Decoded = torch.Tensor | ZooError  # an image, or why it could not be read
 
