@@ -196,7 +196,7 @@ def demo(
 @app.command("export")
 def export_model(
     weights: Annotated[
-        str, typer.Argument(help="A weights file, or a model name with --pretrained.")
+        str, typer.Argument(metavar="WEIGHTS", help="A weights file, or a model with --pretrained.")
     ],
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="safetensors, onnx, torchscript, pt2, ...")
@@ -247,7 +247,7 @@ def export_model(
 
 @app.command()
 def predict(
-    weights: Annotated[Path, typer.Argument(help="A weights file.")],
+    weights: Annotated[Path, typer.Argument(metavar="WEIGHTS", help="A weights file.")],
     images: Annotated[
         list[Path],
         typer.Argument(metavar="IMAGE_OR_DIR...", help="Image files and folders (recursive)."),
