@@ -139,8 +139,7 @@ def main() -> None:
         for name in args.models:
             spec = registry.model(name)
             path = Path(tmp) / f"{name}.safetensors"
-            meta = {"model": name, "classes": [str(c) for c in range(10)]}
-            meta["input"] = spec.input.to_dict()
+            meta = {"model": name, "classes": list("0123456789"), "input": spec.input.to_dict()}
             weights.save(path, registry.build(spec, num_classes=10), meta)
             classifier = Classifier.load(registry, path)
             model = registry.build(spec, num_classes=10).eval()
