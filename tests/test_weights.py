@@ -100,3 +100,9 @@ def test_an_existing_file_survives_a_failed_overwrite(registry, tmp_path, lenet_
         weights.atomic_write(target, crash)
     assert target.read_bytes() == lenet_weights.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.safetensors"]
+
+
+def test_written_files_get_the_usual_permissions(lenet_weights):
+    umask = os.umask(0)
+    os.umask(umask)
+    assert lenet_weights.stat().st_mode & 0o777 == 0o666 & ~umask
