@@ -68,3 +68,65 @@ def lenet_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "lenet-digits.safetensors"
     train(registry, spec, TrainConfig.for_model(spec, epochs=3), path, progress=False)
     return path
+
+
+@dataclass
+class DemoServer:
+    url: str
+    weights_dir: Path
+    examples_dir: Path
+    torch_home: Path
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1."""
+    return _free_port()
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory, lenet_weights, registry):
+    """The demo app served in-process on a free port: a trained LeNet, a corrupt weights file,
+    one whose plugin is missing, and torchvision's ResNet18 file in a private torch cache."""
+    import shutil
+
+    import torch
+    import torchvision
+
+    from zoo import weights
+    from zoo.demo.app import build_app, serve
+
+    root = tmp_path_factory.mktemp("demo")
+    weights_dir = root / "weights"
+    weights_dir.mkdir()
+    shutil.copy(lenet_weights, weights_dir / lenet_weights.name)
+    (weights_dir / "corrupt.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{trunc")
+    meta = {
+        "model": "acme/unicorn",
+        "plugin": "acme-zoo-models",
+        "classes": ["a", "b"],
+        "input": {"channels": 1, "size": 8, "mean": [0.5], "std": [0.5]},
+    }
+    weights.save(weights_dir / "unicorn.safetensors", torch.nn.Linear(64, 2), meta)
+    torch_home = root / "torch"
+    checkpoint = torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    checkpoint.parent.mkdir(parents=True)
+    torch.save(torchvision.models.resnet18().state_dict(), checkpoint)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(torch_home))
+        examples = tmp_path_factory.getbasetemp() / "demo-examples"  # written once a session
+        app = build_app(registry, weights_dir, examples_dir=examples)
+        port = _free_port()
+        serve(app, port=port, prevent_thread_lock=True)
+        try:
+            yield DemoServer(f"http://127.0.0.1:{port}/", weights_dir, examples, torch_home)
+        finally:
+            app.close()

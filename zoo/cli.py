@@ -56,7 +56,10 @@ def list_models(
     if as_json:
         print(json.dumps([spec.to_dict() for spec in specs], indent=2))
         return
-    table = Table("model", "input", "pretrained", "plugin", "summary", box=None)
+    table = Table(box=None)
+    for column in ("model", "input", "pretrained", "plugin"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("summary")
     for spec in specs:
         shape = f"{spec.input.channels}x{spec.input.size}x{spec.input.size}"
         table.add_row(spec.name, shape, "yes" if spec.pretrained else "", spec.plugin, spec.summary)
@@ -114,11 +117,14 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     if as_json:
         print(json.dumps([vars(p) for p in infos], indent=2))
         return
-    table = Table("plugin", "source", "models", "datasets", "error", box=None)
     for p in infos:
-        models = ", ".join(p.models[:3]) + (f" (+{len(p.models) - 3})" if len(p.models) > 3 else "")
-        table.add_row(p.name, p.source, models, ", ".join(p.datasets), p.error or "")
-    out.print(table)
+        provides = [f"{len(p.models)} models" if len(p.models) > 3 else ", ".join(p.models)]
+        provides += [f"datasets {', '.join(p.datasets)}"] if p.datasets else []
+        out.print(
+            f"[bold]{escape(p.name)}[/] ({p.source}) {escape('; '.join(filter(None, provides)))}"
+        )
+        if p.error:
+            out.print(f"  [red]error:[/] {escape(p.error)}")
 
 
 def run_name(model: str, dataset: str) -> str:
@@ -295,8 +301,110 @@ def demo(
     launch(registry(), weights_dir, host=host, port=port, share=share)
 
 
+@app.command("export")
+def export_model(
+    weights: Annotated[
+        str, typer.Argument(metavar="WEIGHTS", help="A weights file, or a model with --pretrained.")
+    ],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="safetensors, onnx, torchscript, pt2, ...")
+    ] = "safetensors",
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output file [default: WEIGHTS, the format's extension]."),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Compare the export with PyTorch on real images.")
+    ] = False,
+    pretrained: Annotated[
+        bool, typer.Option("--pretrained", help="Export a model's ImageNet classifier.")
+    ] = False,
+) -> None:
+    """Export weights to safetensors, ONNX, TorchScript or torch.export (pt2)."""
+    from zoo.export import default_path, export
+    from zoo.inference import Classifier
+
+    reg = registry()
+    if pretrained:
+        from zoo.pretrained import imagenet_weights
+
+        spec = reg.model(weights)
+        classifier = Classifier.imagenet(reg, spec.name, imagenet_weights(spec.name))
+        source = Path("weights") / f"{run_name(spec.name, 'imagenet')}.safetensors"
+    elif not Path(weights).exists() and weights in reg.models:
+        raise ZooError(f"{weights!r} is a model, not a weights file; add --pretrained for ImageNet")
+    else:
+        classifier = Classifier.load(reg, weights)
+        source = Path(weights)
+    path = export(reg, classifier, fmt, out_path or default_path(source, fmt))
+    out.print(f"wrote {escape(str(path))} ({fmt}, {path.stat().st_size / 1e6:.1f} MB)")
+    if not check:
+        return
+    from zoo.parity import RUNNERS
+    from zoo.parity import check as parity
+
+    if fmt not in RUNNERS:
+        known = ", ".join(RUNNERS)
+        _warn(f"no check for format {fmt!r}; --check covers {known}")
+        return
+    result = parity(reg, classifier, fmt, path)
+    out.print(result.summary())
+    if not result.ok:
+        raise ZooError(f"{path}: the {fmt} export does not match PyTorch")
+
+
+@app.command()
+def predict(
+    weights: Annotated[Path, typer.Argument(metavar="WEIGHTS", help="A weights file.")],
+    images: Annotated[
+        list[Path],
+        typer.Argument(metavar="IMAGE_OR_DIR...", help="Image files and folders (recursive)."),
+    ],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes per image.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 32,
+) -> None:
+    """Classify image files and folders: a table, or one JSON object per line."""
+    from rich.progress import MofNCompleteColumn, Progress
+
+    from zoo.inference import Classifier
+    from zoo.predict import find_images
+    from zoo.predict import predict as classify
+
+    classifier = Classifier.load(registry(), weights)
+    files = find_images(images)
+    ranks = min(top_k, len(classifier.classes))
+    table = Table("image", *(f"#{rank}" for rank in range(1, ranks + 1)), box=None)
+    skipped = 0
+    columns = (*Progress.get_default_columns(), MofNCompleteColumn())
+    quiet = not err.is_terminal
+    progress = Progress(*columns, console=err, transient=True, redirect_stdout=False, disable=quiet)
+    with progress as bar:
+        task = bar.add_task("predicting", total=len(files))
+        for path, top in classify(classifier, files, k=top_k, batch_size=batch_size):
+            bar.advance(task)
+            if isinstance(top, ZooError):
+                skipped += 1
+                _warn(f"skipped {top}")
+            elif as_json:
+                labels = [{"label": label, "probability": p} for label, p in top.items()]
+                print(json.dumps({"path": str(path), "top": labels}), flush=True)
+            else:
+                table.add_row(escape(str(path)), *(f"{escape(c)} {p:.1%}" for c, p in top.items()))
+    if skipped == len(files):
+        raise ZooError(f"none of the {len(files)} images could be read")
+    if not as_json:
+        out.print(table)
+    if skipped:
+        _warn(f"skipped {skipped} unreadable of {len(files)} images")
+
+
+def _warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(message)}")
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    err.print(f"[yellow]warning:[/] {escape(str(message))}")
+    _warn(str(message))
 
 
 def main() -> None:

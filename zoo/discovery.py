@@ -24,7 +24,7 @@ ENTRY_POINT_GROUP = "zoo"
 PATH_VARIABLE = "ZOO_PLUGINS_PATH"
 
 # Core hook implementations first, so every plugin after them can override them.
-CORE_PLUGINS = ("zoo.datasets", "zoo.finetune")
+CORE_PLUGINS = ("zoo.datasets", "zoo.finetune", "zoo.export")
 BUILTIN_PLUGINS = (
     "zoo.plugins.lenet",
     "zoo.plugins.cifar_cnn",

@@ -63,15 +63,21 @@ def pil_to_uint8(image: Image.Image, channels: int, size: int | None = None) -> 
     cheap, exact-enough shortcut before the antialiased resize in `prepare`).
     """
     image = ImageOps.exif_transpose(image)
+    if image.mode.startswith("I;16"):  # modes that Image.reduce refuses
+        image = image.convert("I")
+    elif image.mode == "1":
+        image = image.convert("L")
+    elif image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if size and min(image.size) >= 4 * size:
         image = image.reduce(min(image.size) // (2 * size))
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode == "I":
         array = np.asarray(image, dtype=np.float64)
         top = 65535.0 if array.max() > 255 else 255.0
         image = Image.fromarray((array / top * 255).round().astype(np.uint8), mode="L")
     elif image.mode == "F":
         image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), mode="L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("RGBA", "LA", "PA"):
         rgba = image.convert("RGBA")
         image = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image.alpha_composite(rgba)
@@ -81,11 +87,19 @@ def pil_to_uint8(image: Image.Image, channels: int, size: int | None = None) -> 
     return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1).contiguous()
 
 
-def open_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image file, or raise a one-line ZooError naming it."""
+def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """Open and fully decode an image file, or raise a one-line ZooError naming it.
+
+    With `max_pixels`, a larger image is refused from its header, before it is decoded.
+    """
     path = Path(path)
     try:
         image = Image.open(path)
+        if max_pixels and image.width * image.height > max_pixels:
+            raise ZooError(
+                f"{path}: {image.width}x{image.height} is too large "
+                f"(more than {max_pixels:,} pixels)"
+            )
         image.load()
     except FileNotFoundError:
         raise ZooError(f"{path}: no such file") from None

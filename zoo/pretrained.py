@@ -7,12 +7,16 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import WeightsEnum
+from torchvision.models import ResNet18_Weights, WeightsEnum
 
 from zoo.errors import ZooError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# The models whose `zoo_build(..., num_classes=1000, pretrained=True)` is torchvision's whole
+# ImageNet classifier, with the weights it loads (whose metadata names the 1000 classes).
+IMAGENET_CLASSIFIERS: dict[str, WeightsEnum] = {"resnet18": ResNet18_Weights.IMAGENET1K_V1}
 
 
 def torchvision_model(builder: Callable[..., nn.Module], weights: WeightsEnum) -> nn.Module:
@@ -35,3 +39,11 @@ def cached_file(weights: WeightsEnum) -> Path:
 def is_cached(weights: WeightsEnum) -> bool:
     """Whether `weights` load without a download."""
     return cached_file(weights).is_file()
+
+
+def imagenet_weights(model: str) -> WeightsEnum:
+    """The torchvision weights of `model`'s ImageNet classifier, or a ZooError."""
+    if model not in IMAGENET_CLASSIFIERS:
+        known = ", ".join(IMAGENET_CLASSIFIERS)
+        raise ZooError(f"model {model!r} has no ImageNet classifier (models with one: {known})")
+    return IMAGENET_CLASSIFIERS[model]

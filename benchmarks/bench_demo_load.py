@@ -1,0 +1,118 @@
+"""Load run of the demo's API: concurrent gradio_client clients calling /classify, each with
+its own connection, against the app served in-process. Prints p50/p95 latency, errors, and the
+batch sizes the server formed (concurrent requests share a forward pass).
+
+    python benchmarks/bench_demo_load.py [--weights-dir weights] [--clients 8] [--requests 25]
+
+Without usable weights in the folder, a LeNet is first trained on digits for 5 epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import socket
+import statistics
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class LoadResult:
+    latencies: list[float] = field(default_factory=list)  # seconds, per request
+    errors: list[str] = field(default_factory=list)
+    batch_sizes: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+    def report(self) -> str:
+        n = len(self.latencies) + len(self.errors)
+        if not self.latencies:
+            return f"{n} requests, all failed"
+        return (
+            f"{n} requests in {self.seconds:.1f}s ({n / self.seconds:.1f}/s), "
+            f"{len(self.errors)} errors; latency p50 {self.percentile(50) * 1000:.0f} ms, "
+            f"p95 {self.percentile(95) * 1000:.0f} ms, mean "
+            f"{statistics.mean(self.latencies) * 1000:.0f} ms; server batch sizes "
+            f"{dict(sorted(self.batch_sizes.items()))}"
+        )
+
+
+def run_load(url: str, weights: str, images: list[Path], clients: int, requests: int) -> LoadResult:
+    """`clients` concurrent clients, each sending `requests` images to /classify in turn."""
+    from gradio_client import Client, handle_file
+
+    result = LoadResult()
+
+    def one_client(index: int) -> None:
+        client = Client(url, verbose=False)
+        for i in range(requests):
+            image = images[(index + i) % len(images)]
+            started = time.perf_counter()
+            try:
+                _, _, latency = client.predict(weights, handle_file(image), api_name="/classify")
+            except Exception as error:  # counted, not raised: the run reports every failure
+                result.errors.append(f"{type(error).__name__}: {error}")
+                continue
+            result.latencies.append(time.perf_counter() - started)
+            result.batch_sizes[int(re.search(r"batch of (\d+)", latency).group(1))] += 1
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one_client, range(clients)))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def train_lenet(registry) -> Path:
+    """A folder with a LeNet trained on digits for 5 epochs, for a run with no weights given."""
+    from zoo.train import TrainConfig, train
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-demo-"))
+    spec = registry.model("lenet")
+    config = TrainConfig.for_model(spec, epochs=5)
+    train(registry, spec, config, folder / "lenet-digits.safetensors", progress=False)
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights-dir", type=Path, default=Path("weights"))
+    parser.add_argument("--weights", help="weights file name (default: the first usable one)")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=25, help="per client")
+    args = parser.parse_args()
+
+    from zoo.demo.app import build_app, serve
+    from zoo.demo.examples import default_folder
+    from zoo.demo.shelf import WeightsShelf
+    from zoo.registry import get_registry
+
+    registry = get_registry()
+    if not WeightsShelf(registry, args.weights_dir).choices():
+        args.weights_dir = train_lenet(registry)
+    weights = args.weights or WeightsShelf(registry, args.weights_dir).choices()[0][1]
+    app = build_app(registry, args.weights_dir)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve(app, port=port, prevent_thread_lock=True)
+    try:
+        images = sorted(default_folder().glob("digit-*.png"))
+        result = run_load(f"http://127.0.0.1:{port}/", weights, images, args.clients, args.requests)
+    finally:
+        app.close()
+    print(f"{args.clients} clients x {args.requests} requests, {weights}: {result.report()}")
+    for error in result.errors[:5]:
+        print("error:", error)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The models the demo offers: the weights files of a folder, each loaded once (and again when
+the file changes), plus torchvision's ImageNet ResNet18 when its weights are in the torch cache."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from zoo import weights
+from zoo.errors import ZooError
+from zoo.inference import Classifier
+from zoo.registry import Registry
+
+IMAGENET_RESNET18 = "imagenet/resnet18"
+
+
+def _imagenet_weights():
+    from torchvision.models import ResNet18_Weights
+
+    return ResNet18_Weights.IMAGENET1K_V1
+
+
+def describe(meta: dict[str, Any]) -> str:
+    """One line on a model's data: dataset, classes and test accuracy."""
+    classes = meta["classes"]
+    shown = ", ".join(classes) if len(classes) <= 10 else f"{len(classes)} classes"
+    metrics = meta.get("metrics", {})
+    accuracy = metrics.get("test_accuracy", metrics.get("imagenet_top1"))
+    score = f", test accuracy {accuracy:.1%}" if isinstance(accuracy, float) else ""
+    return f"{meta['model']} on {meta.get('dataset', '?')} ({shown}){score}"
+
+
+class WeightsShelf:
+    """The choices of the demo's model dropdowns, and their classifiers, loaded on demand."""
+
+    def __init__(self, registry: Registry, folder: Path) -> None:
+        self.registry = registry
+        self.folder = Path(folder)
+        self._loaded: dict[str, tuple[float, Classifier]] = {}
+        self._lock = threading.Lock()
+
+    def files(self) -> list[Path]:
+        """The weights files of the folder, by name."""
+        return sorted(self.folder.glob("*.safetensors"))
+
+    def has_imagenet(self) -> bool:
+        """Whether torchvision's ImageNet ResNet18 loads without a download."""
+        from zoo.pretrained import is_cached
+
+        return "resnet18" in self.registry.models and is_cached(_imagenet_weights())
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, name) for every model on offer, the label read from the file's header; the
+        files that cannot be used come last, saying why."""
+        usable, unusable = [], []
+        for path in self.files():
+            try:
+                usable.append((f"{path.name}: {describe(weights.read_meta(path))}", path.name))
+            except ZooError as error:
+                unusable.append((f"{path.name}: unusable ({error})", path.name))
+        if self.has_imagenet():
+            label = "resnet18, torchvision ImageNet weights (1000 classes)"
+            usable.append((label, IMAGENET_RESNET18))
+        return usable + unusable
+
+    def get(self, name: str | None) -> Classifier:
+        """The classifier called `name`, or a ZooError saying why there is none."""
+        if not name:
+            raise ZooError("choose a model first (no weights found? run `zoo train lenet`)")
+        if name == IMAGENET_RESNET18:
+            return self._cached(name, 0.0, self._imagenet)
+        path = self.folder / name
+        if path.parent != self.folder or not path.is_file():
+            raise ZooError(f"no weights file {name!r} in {self.folder}")
+        stamp = path.stat().st_mtime
+        return self._cached(name, stamp, lambda: Classifier.load(self.registry, path))
+
+    def _imagenet(self) -> Classifier:
+        return Classifier.imagenet(self.registry, "resnet18", _imagenet_weights())
+
+    def _cached(self, name: str, stamp: float, load) -> Classifier:
+        with self._lock:  # concurrent first requests load a model once
+            cached = self._loaded.get(name)
+            if cached is None or cached[0] != stamp:
+                cached = (stamp, load())
+                self._loaded[name] = cached
+            return cached[1]

@@ -1,0 +1,116 @@
+"""The `zoo` command line, run through its real console-script entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from safetensors import safe_open
+
+from tests.test_models import LENET_TREE
+
+
+def test_help_imports_no_torch():
+    code = (
+        "import sys\nfrom zoo.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules and 'gradio' not in sys.modules, 'heavy import'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "train" in result.stdout and "demo" in result.stdout
+
+
+def test_list_shows_the_curated_set(zoo_cli):
+    result = zoo_cli("list")
+    assert result.code == 0
+    for name in ("lenet", "cifar-cnn", "resnet18", "vgg16", "timm/resnet50"):
+        assert name in result.out
+    assert "timm/resnet101 " not in result.out and "zoo list 'timm/*'" in result.out
+
+
+def test_list_pattern_and_json(zoo_cli):
+    result = zoo_cli(["list", "timm/resnet1*", "--json"])
+    names = [m["name"] for m in json.loads(result.out)]
+    assert "timm/resnet101" in names and all(n.startswith("timm/resnet1") for n in names)
+    lenet = json.loads(zoo_cli("list lenet --json").out)[0]
+    assert lenet["input"] == {"channels": 1, "size": 32, "mean": [0.5], "std": [0.5]}
+    assert lenet["head"] == "fc3" and lenet["plugin"] == "zoo.plugins.lenet"
+
+
+def test_info_prints_the_seed_tree_and_parameters(zoo_cli):
+    result = zoo_cli("info lenet")
+    assert result.code == 0
+    assert "LeNet(\n" + LENET_TREE in result.out
+    assert "10 parameter tensors" in result.out
+    assert "conv1.weight" in result.out and "[6, 1, 5, 5]" in result.out
+    assert "total parameters: 61,706" in result.out
+    assert "input 1x32x32, mean (0.5,), std (0.5,)" in result.out
+
+
+def test_info_graph_and_json(zoo_cli):
+    result = zoo_cli("info lenet --graph")
+    assert "MseLossBackward0\n  AddmmBackward0" in result.out
+    facts = json.loads(zoo_cli("info cifar-cnn --json --classes 4").out)
+    assert facts["parameters"][-1] == {"name": "fc3.bias", "shape": [4]}
+    assert facts["parameter_count"] == sum(
+        eval("*".join(map(str, p["shape"]))) for p in facts["parameters"]
+    )
+
+
+def test_plugins_shows_a_broken_plugin_and_the_rest_works(zoo_cli, tmp_path):
+    (tmp_path / "broken.py").write_text("import not_a_module_anywhere\n")
+    result = zoo_cli(["--plugins-dir", str(tmp_path), "plugins"])
+    assert result.code == 0
+    assert "error: ModuleNotFoundError: No module named 'not_a_module_anywhere'" in result.out
+    assert "zoo.plugins.lenet (built-in) lenet" in result.out
+    assert "warning: plugin" in result.err and "broken.py failed to load" in result.err
+    plugins = json.loads(zoo_cli(["--plugins-dir", str(tmp_path), "plugins", "--json"]).out)
+    broken = next(p for p in plugins if p["name"].endswith("broken.py"))
+    assert "ModuleNotFoundError" in broken["error"]
+    lenet = next(p for p in plugins if p["name"] == "zoo.plugins.lenet")
+    assert lenet["models"] == ["lenet"] and lenet["error"] is None
+    assert zoo_cli(["--plugins-dir", str(tmp_path), "info", "lenet"]).code == 0
+
+
+def test_unknown_model_is_one_line_with_close_matches(zoo_cli):
+    result = zoo_cli("info resnet-18")
+    assert result.code == 1
+    assert result.err.startswith("error: unknown model 'resnet-18'; did you mean 'resnet18'")
+    assert result.err.count("\n") == 1
+
+
+def test_bad_option_values_are_one_clear_line(zoo_cli, tmp_path):
+    for args, message in [
+        ("train lenet --epochs 0", "error: --epochs must be at least 1"),
+        ("train lenet --optimizer lion", "error: unknown optimizer 'lion'"),
+        ("train lenet --dataset digitz", "error: unknown dataset 'digitz'; did you mean 'digits'?"),
+    ]:
+        result = zoo_cli(f"{args} --out {tmp_path}")
+        assert result.code == 1 and result.err.startswith(message), result.err
+        assert "Traceback" not in result.err
+    assert list(tmp_path.iterdir()) == []
+    result = zoo_cli("info lenet --classes many")
+    assert result.code == 2 and "Invalid value" in result.err and "Traceback" not in result.err
+
+
+def test_train_lenet_writes_self_describing_weights(zoo_cli, tmp_path):
+    result = zoo_cli(f"train lenet --epochs 2 --out {tmp_path} -q")
+    assert result.code == 0, result.err
+    path = tmp_path / "lenet-digits.safetensors"
+    assert f"-> {path}" in result.out and "test accuracy" in result.out
+    with safe_open(str(path), framework="pt") as f:
+        meta = {k: json.loads(v) for k, v in f.metadata().items()}
+        assert f.get_tensor("fc3.weight").shape == (10, 84)
+    assert meta["model"] == "lenet" and meta["settings"]["epochs"] == 2
+    assert 0.5 < meta["metrics"]["test_accuracy"] <= 1
+    assert [p.name for p in tmp_path.iterdir()] == ["lenet-digits.safetensors"]
+
+
+def test_train_is_reproducible_with_a_seed(zoo_cli, tmp_path):
+    for run in ("a", "b"):
+        assert zoo_cli(f"train lenet --epochs 1 --out {tmp_path} --run-name {run} -q").code == 0
+    a, b = (tmp_path / "a.safetensors", tmp_path / "b.safetensors")
+    with safe_open(str(a), framework="pt") as fa, safe_open(str(b), framework="pt") as fb:
+        assert all((fa.get_tensor(k) == fb.get_tensor(k)).all() for k in fa.keys())  # noqa: SIM118

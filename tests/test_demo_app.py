@@ -1,0 +1,257 @@
+"""The demo app through gradio_client, served in-process: every tab's endpoint, batching, and
+each kind of bad input answered with a clear message while the server keeps serving."""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image, ImageDraw
+
+from zoo.demo import cards
+from zoo.demo.shelf import IMAGENET_RESNET18, WeightsShelf
+from zoo.inference import Classifier
+
+LENET = "lenet-digits.safetensors"
+
+
+@pytest.fixture(scope="module")
+def client(demo_server) -> Client:
+    return Client(demo_server.url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, demo_server) -> dict[str, Path]:
+    """Real image files in the modes and states users send, made from sklearn's flower photo."""
+    folder = tmp_path_factory.mktemp("uploads")
+    photo = Image.open(demo_server.examples_dir / "flower.png")
+    digit = Image.open(demo_server.examples_dir / "digit-3.png")
+    paths = {name: folder / name for name in ("rgba.png", "palette.png", "16bit.png", "cmyk.jpg")}
+    photo.convert("RGBA").save(paths["rgba.png"])
+    photo.convert("P").save(paths["palette.png"])
+    Image.fromarray(np.asarray(digit).astype(np.uint16) * 257).save(paths["16bit.png"])
+    photo.convert("CMYK").save(paths["cmyk.jpg"])
+    jpeg = folder / "full.jpg"
+    photo.save(jpeg, quality=90)
+    paths["truncated.jpg"] = folder / "truncated.jpg"
+    paths["truncated.jpg"].write_bytes(jpeg.read_bytes()[: jpeg.stat().st_size // 2])
+    paths["notes.png"] = folder / "notes.png"
+    paths["notes.png"].write_text("not an image at all\n" * 20)
+    paths["empty.png"] = folder / "empty.png"
+    paths["empty.png"].write_bytes(b"")
+    paths["huge.png"] = folder / "huge.png"
+    Image.new("L", (10_000, 10_000)).save(paths["huge.png"])
+    return paths
+
+
+def predict(client: Client, image: Path, weights: str = LENET) -> dict:
+    return client.predict(weights, handle_file(image), api_name="/predict")
+
+
+def test_named_endpoints(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    expected = {"/predict", "/classify", "/classify_drawing", "/inspect", "/gradient", "/backprop"}
+    assert expected <= set(endpoints)
+
+
+def test_predict_agrees_with_the_library(client, demo_server, registry):
+    classifier = Classifier.load(registry, demo_server.weights_dir / LENET)
+    for digit in range(10):
+        path = demo_server.examples_dir / f"digit-{digit}.png"
+        label = predict(client, path)
+        image = classifier.to_uint8(Image.open(path))
+        expected = classifier.top(classifier.probabilities([image])[0])
+        assert [c["label"] for c in label["confidences"]] == list(expected)
+        assert [c["confidence"] for c in label["confidences"]] == pytest.approx(
+            list(expected.values()), abs=1e-5
+        )
+
+
+def test_classify_shows_the_model_view_and_latency(client, demo_server):
+    label, view, latency = client.predict(
+        LENET, handle_file(demo_server.examples_dir / "digit-0.png"), api_name="/classify"
+    )
+    assert len(label["confidences"]) == 5
+    seen = Image.open(view)
+    assert seen.mode == "L" and seen.size == (224, 224)  # LeNet's 32x32 input, 7x per pixel
+    pixels = np.asarray(seen)[::7, ::7]
+    assert pixels.max() > 200 and pixels.min() < 50  # a light digit on black, as in training
+    pattern = r"[\d.]+ ms in all; the forward pass took [\d.]+ ms for a batch of \d+"
+    assert re.fullmatch(pattern, latency)
+
+
+def test_drawing_is_classified(client, tmp_path):
+    canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    ImageDraw.Draw(canvas).line([(140, 40), (140, 240)], fill="black", width=24)
+    canvas.save(tmp_path / "one.png")
+    sketch = {"background": None, "layers": [], "composite": handle_file(tmp_path / "one.png")}
+    label, view, _ = client.predict(LENET, sketch, api_name="/classify_drawing")
+    assert label["label"] in [str(d) for d in range(10)]
+    seen = np.asarray(Image.open(view))
+    assert seen[112, 112] > 200 and seen[5, 5] < 30  # inverted: light stroke, dark margin
+
+
+@pytest.mark.parametrize("composite", ["blank", None])
+def test_empty_sketchpad(client, tmp_path, composite):
+    if composite:
+        Image.new("RGB", (280, 280), "white").save(tmp_path / "blank.png")
+        composite = handle_file(tmp_path / "blank.png")
+    sketch = {"background": None, "layers": [], "composite": composite}
+    with pytest.raises(AppError, match="the sketchpad is empty: draw a digit first"):
+        client.predict(LENET, sketch, api_name="/classify_drawing")
+
+
+@pytest.mark.parametrize("name", ["rgba.png", "palette.png", "16bit.png", "cmyk.jpg"])
+def test_unusual_modes_classify(client, files, name):
+    label = predict(client, files[name])
+    assert label["label"] in [str(d) for d in range(10)]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("notes.png", "notes.png: not an image file"),
+        ("empty.png", "empty.png: not an image file"),
+        ("truncated.jpg", r"truncated.jpg: cannot read image \(image file is truncated"),
+        ("huge.png", r"huge.png: 10000x10000 is too large \(more than 50,000,000 pixels\)"),
+    ],
+)
+def test_bad_image_gives_a_clear_message(client, demo_server, files, name, message):
+    with pytest.raises(AppError, match=message) as error:
+        predict(client, files[name])
+    assert "/" not in str(error.value)  # the upload's name, not the server's path to it
+    assert predict(client, demo_server.examples_dir / "digit-5.png")["label"]  # still serving
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ("corrupt.safetensors", "corrupt.safetensors: not a valid safetensors file"),
+        ("unicorn.safetensors", "needs model 'acme/unicorn' \\(plugin acme-zoo-models\\)"),
+        ("missing.safetensors", "no weights file 'missing.safetensors'"),
+        ("../weights/x.safetensors", "no weights file"),
+    ],
+)
+def test_bad_weights_give_a_clear_message(client, demo_server, weights, message):
+    with pytest.raises(AppError, match=message):
+        predict(client, demo_server.examples_dir / "digit-1.png", weights)
+    assert predict(client, demo_server.examples_dir / "digit-1.png")["label"]
+
+
+def test_uploads_are_capped(client, demo_server, tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (11 * 1024 * 1024))
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):
+        predict(client, big)  # the client reads the cap from the app's config
+    response = httpx.post(
+        f"{demo_server.url}gradio_api/upload", files={"files": ("big.png", big.read_bytes())}
+    )
+    assert response.status_code == 413  # and the server enforces it
+    assert predict(client, demo_server.examples_dir / "digit-2.png")["label"]
+
+
+def test_imagenet_resnet18_from_the_torch_cache(client, demo_server):
+    from torchvision.models import ResNet18_Weights
+
+    label = predict(client, demo_server.examples_dir / "china.png", IMAGENET_RESNET18)
+    categories = ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+    assert len(label["confidences"]) == 5
+    assert all(c["label"] in categories for c in label["confidences"])
+
+
+def test_concurrent_requests_share_a_forward_pass(demo_server):
+    image = demo_server.examples_dir / "digit-4.png"
+
+    def classify(_: int) -> list[str]:
+        client = Client(demo_server.url, verbose=False)
+        return [client.predict(LENET, handle_file(image), api_name="/classify")[2] for _ in "abc"]
+
+    with ThreadPoolExecutor(8) as pool:
+        latencies = [text for texts in pool.map(classify, range(8)) for text in texts]
+    sizes = [int(re.search(r"batch of (\d+)", text).group(1)) for text in latencies]
+    assert max(sizes) > 1
+
+
+def test_choices_describe_each_file(demo_server, registry, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(demo_server.torch_home))
+    choices = dict(WeightsShelf(registry, demo_server.weights_dir).choices())
+    lenet = next(label for label, value in choices.items() if value == LENET)
+    assert re.fullmatch(
+        rf"{LENET}: lenet on digits \(0, 1, 2, 3, 4, 5, 6, 7, 8, 9\), test accuracy [\d.]+%", lenet
+    )
+    assert any(v == IMAGENET_RESNET18 for v in choices.values())
+    unusable = next(label for label, value in choices.items() if value == "corrupt.safetensors")
+    assert "unusable" in unusable
+    monkeypatch.setenv("TORCH_HOME", str(demo_server.torch_home / "empty"))
+    choices = dict(WeightsShelf(registry, demo_server.weights_dir).choices())
+    assert IMAGENET_RESNET18 not in choices.values()
+
+
+def test_backprop_oranges(client):
+    total, d_quantity, d_price, d_tax, picture, graph = client.predict(
+        2, 100, 1.1, api_name="/backprop"
+    )
+    assert (total, d_quantity, d_price, d_tax) == pytest.approx((220, 110, 2.2, 200))
+    assert "d total / d price = 2.2" in picture
+    assert graph.splitlines()[0] == "MulBackward0"
+    assert client.predict(3, 50, 1.0, api_name="/backprop")[:4] == pytest.approx((150, 50, 3, 150))
+
+
+def test_inspect_lenet_as_the_tutorial(client):
+    tree, table, summary, graph, parameters = client.predict("lenet", api_name="/inspect")
+    assert "(conv1): Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1))" in tree
+    shapes = [row[1] for row in table["data"]]
+    assert shapes[:2] == ["[6, 1, 5, 5]", "[6]"] and len(shapes) == 10
+    assert summary.startswith("10 parameter tensors")
+    assert parameters["value"] == "conv1.weight" and len(parameters["choices"]) == 10
+    assert graph.splitlines()[0] == "MseLossBackward0"
+    before, after = client.predict("lenet", "conv1.bias", api_name="/gradient")
+    assert before == "tensor([0., 0., 0., 0., 0., 0.])"
+    values = [float(v) for v in re.findall(r"-?\d+\.\d+(?:e-?\d+)?", after)]
+    assert len(values) == 6 and any(v != 0 for v in values)
+
+
+def test_unknown_model_in_inspect(client):
+    with pytest.raises(AppError, match="lenett is not in the list of choices"):
+        client.predict("lenett", api_name="/inspect")
+
+
+def test_cards(registry, demo_server, tmp_path):
+    runs = tmp_path / "runs"
+    card = cards.card(registry, demo_server.weights_dir / LENET, runs)
+    assert "61,706 parameters" in card.markdown and "test_accuracy" in card.markdown
+    assert "epochs 3" in card.markdown and card.curves is None
+    (runs / "lenet-digits").mkdir(parents=True)
+    lines = [{"epoch": e, "loss": 1 / e, "test_accuracy": 0.8 + e / 100} for e in (1, 2, 3)]
+    (runs / "lenet-digits" / "metrics.jsonl").write_text("\n".join(map(json.dumps, lines)))
+    plotted = cards.card(registry, demo_server.weights_dir / LENET, runs).curves
+    assert isinstance(plotted, Image.Image) and plotted.size == (600, 350)
+    Image.new("RGB", (40, 30)).save(runs / "lenet-digits" / "curves.png")
+    assert cards.card(registry, demo_server.weights_dir / LENET, runs).curves.name == "curves.png"
+    corrupt = cards.card(registry, demo_server.weights_dir / "corrupt.safetensors", runs)
+    assert "Unusable" in corrupt.markdown
+    assert (
+        "plugin is not installed"
+        in cards.card(registry, demo_server.weights_dir / "unicorn.safetensors", runs).markdown
+    )
+
+
+def test_examples_are_the_test_split_digits_and_sample_photos(registry, demo_server):
+    from sklearn.datasets import load_sample_images
+
+    digits = registry.dataset("digits")[0].load(root=None, download=False)
+    for label in range(10):
+        shown = np.asarray(Image.open(demo_server.examples_dir / f"digit-{label}.png"))
+        matches = (digits.test_images[:, 0].numpy() == shown).all(axis=(1, 2))
+        assert matches.any() and (digits.test_labels.numpy()[matches] == label).all()
+    photos = load_sample_images()
+    for path, photo in zip(photos.filenames, photos.images, strict=True):
+        name = Path(path).stem + ".png"
+        assert (np.asarray(Image.open(demo_server.examples_dir / name)) == photo).all()

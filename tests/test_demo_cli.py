@@ -1,0 +1,72 @@
+"""`zoo demo` from the command line, and the demo's start with no network call."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+
+import httpx
+import pytest
+
+_connections: list[tuple] | None = None  # recording while a list
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _connections is not None and event in ("socket.connect", "socket.getaddrinfo"):
+        _connections.append((event, args[1] if event == "socket.connect" else args[0]))
+
+
+sys.addaudithook(_audit)
+
+
+def is_local(address) -> bool:
+    """Whether a connect or getaddrinfo address stays on this machine."""
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, bytes):
+        host = host.decode()
+    if host is None or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host.startswith("/")  # a unix socket
+
+
+def test_demo_options(zoo_cli):
+    result = zoo_cli("demo --help")
+    assert result.code == 0
+    for option in ("--weights-dir", "--host", "--port", "--share"):
+        assert option in result.out
+
+
+def test_demo_needs_its_weights_folder(zoo_cli, tmp_path):
+    result = zoo_cli(["demo", "--weights-dir", str(tmp_path / "nowhere")])
+    assert result.code == 1
+    assert result.err.strip() == f"error: weights folder {tmp_path / 'nowhere'} does not exist"
+
+
+def test_demo_starts_and_serves_without_the_network(registry, tmp_path, lenet_weights, free_port):
+    global _connections
+    from zoo.demo.app import build_app, serve
+
+    _connections = []
+    try:
+        app = build_app(registry, lenet_weights.parent, examples_dir=tmp_path / "examples")
+        serve(app, port=free_port, prevent_thread_lock=True)
+        try:
+            page = httpx.get(f"http://127.0.0.1:{free_port}/")
+            assert page.status_code == 200 and "zoo demo" in page.text
+        finally:
+            app.close()
+        made = list(_connections)
+    finally:
+        _connections = None
+    remote = [(event, address) for event, address in made if not is_local(address)]
+    assert remote == []
+    assert any(event == "socket.connect" for event, _ in made)  # the recording works
+
+
+@pytest.mark.parametrize("address", [("127.0.0.1", 80), ("::1", 80, 0, 0), "localhost", b"::1"])
+def test_is_local(address):
+    assert is_local(address)
+    assert not is_local(("93.184.216.34", 80))

@@ -1,0 +1,151 @@
+"""`zoo predict` over real image files and folders, and ImageNet weights exported from
+torchvision's cache classifying real photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from zoo import weights
+from zoo.datasets import load_digits
+
+DIGITS = 40
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory) -> Path:
+    """Real digits test images as PNGs named `<index>-<label>.png`, half in a subfolder."""
+    folder = tmp_path_factory.mktemp("digits")
+    (folder / "more").mkdir()
+    data = load_digits()
+    for i in range(DIGITS):
+        where = folder / "more" if i % 2 else folder
+        pixels = data.test_images[i, 0].numpy()
+        Image.fromarray(pixels).save(where / f"{i:02d}-{int(data.test_labels[i])}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sample_photos(tmp_path_factory) -> Path:
+    """scikit-learn's two real colour photographs as JPEG files."""
+    from sklearn.datasets import load_sample_images
+
+    folder = tmp_path_factory.mktemp("photos")
+    photos = load_sample_images()
+    for name, pixels in zip(photos.filenames, photos.images, strict=True):
+        Image.fromarray(pixels).save(folder / Path(name).name)
+    return folder
+
+
+def json_lines(result) -> list[dict]:
+    assert result.code == 0, result.err
+    return [json.loads(line) for line in result.out.splitlines()]
+
+
+def one_line_error(result) -> str:
+    assert result.code == 1, (result.out, result.err)
+    assert result.err.startswith("error: ") and result.err.count("\n") == 1, result.err
+    return result.err
+
+
+def test_folder_recursive_json_lines(zoo_cli, lenet_weights, digits_folder):
+    lines = json_lines(zoo_cli(["predict", str(lenet_weights), str(digits_folder), "--json"]))
+    assert len(lines) == DIGITS
+    assert sum("/more/" in line["path"] for line in lines) == DIGITS // 2
+    correct = 0
+    for line in lines:
+        probabilities = [t["probability"] for t in line["top"]]
+        assert len(probabilities) == 5 and probabilities == sorted(probabilities, reverse=True)
+        assert 0 < sum(probabilities) <= 1 + 1e-5
+        correct += line["top"][0]["label"] == Path(line["path"]).stem.split("-")[1]
+    assert correct / DIGITS >= 0.85  # the fixture's LeNet scores about 95% on these
+
+
+def test_batch_size_does_not_change_the_answers(zoo_cli, lenet_weights, digits_folder):
+    args = ["predict", str(lenet_weights), str(digits_folder), "--json", "-k", "3"]
+    one = json_lines(zoo_cli([*args, "--batch-size", "1"]))
+    seven = json_lines(zoo_cli([*args, "--batch-size", "7"]))
+    assert [line["path"] for line in one] == [line["path"] for line in seven]
+    for a, b in zip(one, seven, strict=True):
+        assert [t["label"] for t in a["top"]] == [t["label"] for t in b["top"]]
+        p, q = ([t["probability"] for t in line["top"]] for line in (a, b))
+        assert np.allclose(p, q, atol=1e-5)
+
+
+def test_files_as_a_table(zoo_cli, lenet_weights, digits_folder):
+    files = sorted(digits_folder.glob("*.png"))[:2]
+    result = zoo_cli(["predict", str(lenet_weights), *map(str, files), "--top-k", "2"])
+    assert result.code == 0, result.err
+    header, *rows = result.out.splitlines()
+    assert header.split() == ["image", "#1", "#2"]
+    assert len(rows) == 2 and all(str(f) in row for f, row in zip(files, rows, strict=True))
+    assert all(row.count("%") == 2 for row in rows)
+
+
+def test_unreadable_images_are_skipped_and_counted(zoo_cli, lenet_weights, digits_folder, tmp_path):
+    for image in sorted(digits_folder.glob("*.png"))[:3]:
+        (tmp_path / image.name).write_bytes(image.read_bytes())
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG but not really")
+    (tmp_path / "notes.txt").write_text("not an image, and not named like one")
+    result = zoo_cli(["predict", str(lenet_weights), str(tmp_path), "--json"])
+    assert len(json_lines(result)) == 3
+    assert "warning: skipped " in result.err and "broken.png: " in result.err
+    assert result.err.rstrip().endswith("skipped 1 unreadable of 4 images")
+    assert "notes.txt" not in result.err
+
+    only_broken = zoo_cli(["predict", str(lenet_weights), str(tmp_path / "broken.png")])
+    assert "none of the 1 images could be read" in only_broken.err and only_broken.code == 1
+
+
+def test_bad_paths_and_weights(zoo_cli, registry, lenet_weights, digits_folder, tmp_path):
+    image = str(next(digits_folder.glob("*.png")))
+    missing = one_line_error(zoo_cli(["predict", str(lenet_weights), str(tmp_path / "nope")]))
+    assert "no such file or folder" in missing
+    empty = one_line_error(zoo_cli(["predict", str(lenet_weights), str(tmp_path)]))
+    assert "no image files" in empty
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"garbage" * 10)
+    assert "not a valid safetensors file" in one_line_error(
+        zoo_cli(["predict", str(corrupt), image])
+    )
+    wrong = tmp_path / "wrong-classes.safetensors"
+    meta = weights.read_meta(lenet_weights) | {"classes": ["a", "b"]}
+    weights.save(wrong, registry.build(registry.model("lenet"), num_classes=10), meta)
+    assert "does not fit the model" in one_line_error(zoo_cli(["predict", str(wrong), image]))
+    assert zoo_cli(["predict", str(lenet_weights), image, "--top-k", "0"]).code == 2
+
+
+def test_pretrained_imagenet_weights_from_the_torchvision_cache(
+    zoo_cli, tmp_path, monkeypatch, sample_photos
+):
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    state = resnet18().state_dict()
+    torch.save(state, checkpoints / "resnet18-f37072fd.pth")
+
+    out = tmp_path / "resnet18-imagenet.safetensors"
+    result = zoo_cli(["export", "resnet18", "--pretrained", "--out", str(out)])
+    assert result.code == 0, result.err
+    saved, meta = weights.read(out)
+    categories = ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+    assert meta["classes"] == categories and len(categories) == 1000
+    assert meta["model"] == "resnet18" and meta["dataset"] == "imagenet"
+    assert all(torch.equal(saved[key], value) for key, value in state.items())
+
+    result = zoo_cli(["predict", str(out), str(sample_photos), "--json", "--top-k", "3"])
+    assert result.code == 0, result.err
+    lines = [json.loads(line) for line in result.out.splitlines()]
+    assert [Path(line["path"]).name for line in lines] == ["china.jpg", "flower.jpg"]
+    for line in lines:
+        assert len(line["top"]) == 3 and all(t["label"] in categories for t in line["top"])
+
+    error = one_line_error(zoo_cli(["export", "lenet", "--pretrained"]))
+    assert "no ImageNet classifier" in error and "resnet18" in error
