@@ -17,7 +17,7 @@ from zoo.datasets.torchvision_sets import (
 from zoo.hookspecs import hookimpl
 from zoo.specs import DatasetSpec
 
-__all__ = ["ImageSplits", "data_dir", "load_dataset", "split_train_test"]
+__all__ = ["ImageSplits", "data_dir", "load_dataset", "load_digits", "split_train_test"]
 
 DATA_VARIABLE = "ZOO_DATA"
 
