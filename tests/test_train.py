@@ -121,7 +121,7 @@ def test_run_folder_holds_metrics_plots_and_a_safe_checkpoint(zoo_cli, tmp_path)
     assert [row["epoch"] for row in rows] == [1, 2]
     assert {"loss", "accuracy", "train_accuracy", "lr", "images_per_s"} <= rows[0].keys()
     assert rows[1]["loss"] < rows[0]["loss"] and rows[1]["images_per_s"] > 0
-    for name in ("curves.png", "confusion.png"):
+    for name in ("curves.png", "test-confusion.png"):
         with Image.open(run / name) as image:
             assert image.format == "PNG" and image.width > 300
     saved = torch.load(run / FILENAME, weights_only=True)

@@ -1,4 +1,4 @@
-"""What a run leaves in runs/<run>/: metrics.jsonl, curves.png and confusion.png.
+"""What a run leaves in runs/<run>/: metrics.jsonl, curves.png and test-confusion.png.
 
 Each file is rewritten whole and atomically, so a crash leaves the previous complete version.
 Figures use matplotlib's Agg canvas directly (no pyplot, no display, no global backend).
@@ -16,7 +16,7 @@ from zoo.weights import atomic_write
 
 METRICS = "metrics.jsonl"
 CURVES = "curves.png"
-CONFUSION = "confusion.png"
+CONFUSION = "test-confusion.png"  # sorts after curves.png: the demo shows the first PNG
 
 
 def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> Path:
