@@ -182,6 +182,8 @@ class _Run:
         self.model = _build(registry, spec, config, len(self.data.classes))
         groups = registry.finetune(spec, self.model, config.strategy)
         self.model.to(ctx.device, memory_format=torch.channels_last)
+        if saved:  # before any features are computed from it
+            self.model.load_state_dict(saved["state_dict"])
         if config.image_size:
             _check_input(self.model, spec.name, self.input, ctx.device)
         self.module, self.train_x, self.test_x = self._inputs(head_module(self.model, spec))
@@ -219,7 +221,6 @@ class _Run:
         return self.module is not self.model
 
     def _restore(self, saved: dict[str, Any]) -> None:
-        self.model.load_state_dict(saved["state_dict"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.schedule.load_state_dict(saved["schedule"])
         self.epoch, self.step, self.seconds = saved["epoch"], saved["step"], saved["seconds"]

@@ -57,7 +57,8 @@ def _download(name: str, fetch) -> None:
     try:
         fetch()
     except Exception as error:  # urllib, http and checksum errors alike
-        raise ZooError(f"cannot download {name} ({type(error).__name__}: {error})") from None
+        cause = " ".join(str(error).split())  # torchvision's own message spans lines
+        raise ZooError(f"cannot download {name} ({type(error).__name__}: {cause})") from None
 
 
 def _load_idx(kind: str, root: Path, download: bool) -> ImageSplits:
