@@ -43,7 +43,7 @@ from zoo.finetune import head_module
 from zoo.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
 from zoo.preprocess import prepare
 from zoo.registry import Registry
-from zoo.specs import DatasetSpec, InputSpec, ModelSpec
+from zoo.specs import DatasetSpec, InputSpec, ModelSpec, TrainDefaults
 from zoo.weights import load_state, save
 
 # Settings a resumed run may change: they decide where it runs, not what it computes.
@@ -51,20 +51,11 @@ RUNTIME = ("device", "workers", "data_dir", "download", "compile")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a run; a model's `TrainDefaults` fill what is not given."""
+class TrainConfig(TrainDefaults):
+    """Everything that decides a run: a model's `TrainDefaults` and the rest of the options."""
 
-    dataset: str = "digits"
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    optimizer: str = "adamw"
-    schedule: str = "onecycle"
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0
     augment: bool = False
     image_size: int | None = None
-    strategy: str = "full"
     pretrained: bool = False
     init_from: str | None = None
     seed: int = 0
