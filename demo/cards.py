@@ -3,15 +3,11 @@ training curves `zoo train` leaves in runs/<run>/ where they exist."""
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from zoo import weights
+from zoo import runlog, weights
 from zoo.errors import ZooError
 from zoo.introspect import parameter_count
 from zoo.registry import Registry
@@ -23,7 +19,7 @@ class Card:
 
     title: str
     markdown: str
-    curves: Path | Image.Image | None = None
+    curves: Path | None = None
 
 
 def card(registry: Registry, path: Path, runs_dir: Path) -> Card:
@@ -45,46 +41,10 @@ def card(registry: Registry, path: Path, runs_dir: Path) -> Card:
     return Card(path.name, "\n\n".join(lines), curves(runs_dir / path.stem))
 
 
-def curves(run: Path) -> Path | Image.Image | None:
-    """The training-curves image of a run folder: its PNG, else a plot of its metrics.jsonl."""
-    pictures = sorted(run.glob("*.png"))
-    if pictures:
-        return pictures[0]
-    log = run / "metrics.jsonl"
-    return _plot(log) if log.is_file() else None
-
-
-def _plot(log: Path) -> Image.Image | None:
-    """An image plotting each numeric series of its JSON lines against the epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    rows = []
-    for line in log.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    series = sorted(
-        {k for row in rows for k, v in row.items() if isinstance(v, int | float) and k != "epoch"}
-    )
-    if not series:
-        return None
-    figure = Figure(figsize=(6, 3.5), layout="constrained")
-    axes = figure.subplots()
-    for key in series:
-        points = [(row.get("epoch", i + 1), row[key]) for i, row in enumerate(rows) if key in row]
-        axes.plot(*zip(*points, strict=True), marker=".", label=key)
-    axes.set_xlabel("epoch")
-    axes.legend()
-    axes.grid(alpha=0.3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    return Image.open(buffer)
+def curves(run: Path) -> Path | None:
+    """The training-curves PNG that `zoo train` wrote into the run folder, if there is one."""
+    path = run / runlog.CURVES
+    return path if path.is_file() else None
 
 
 def _architecture(registry: Registry, meta: dict[str, Any]) -> str:
@@ -101,10 +61,16 @@ def _input(spec: dict[str, Any]) -> str:
 
 
 def _pairs(values: dict[str, Any]) -> str:
-    def show(value: Any) -> str:
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
+    """`key value, ...`, accuracies as percentages, nested dicts (per class) inline."""
 
-    return ", ".join(f"{k} {show(v)}" for k, v in values.items()) or "none recorded"
+    def show(key: str, value: Any) -> str:
+        if isinstance(value, dict):
+            return "(" + ", ".join(f"{k} {show(key, v)}" for k, v in value.items()) + ")"
+        if isinstance(value, float):
+            return f"{value:.2%}" if "accuracy" in key else f"{value:.4g}"
+        return str(value)
+
+    return ", ".join(f"{k} {show(k, v)}" for k, v in values.items()) or "none recorded"
 
 
 def _short(text: str, limit: int = 120) -> str:

@@ -3,7 +3,6 @@ each kind of bad input answered with a clear message while the server keeps serv
 
 from __future__ import annotations
 
-import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -228,11 +227,8 @@ def test_cards(registry, demo_server, tmp_path):
     card = cards.card(registry, demo_server.weights_dir / LENET, runs)
     assert "61,706 parameters" in card.markdown and "test_accuracy" in card.markdown
     assert "epochs 3" in card.markdown and card.curves is None
+    assert re.search(r"test_accuracy \d+\.\d\d%", card.markdown)
     (runs / "lenet-digits").mkdir(parents=True)
-    lines = [{"epoch": e, "loss": 1 / e, "test_accuracy": 0.8 + e / 100} for e in (1, 2, 3)]
-    (runs / "lenet-digits" / "metrics.jsonl").write_text("\n".join(map(json.dumps, lines)))
-    plotted = cards.card(registry, demo_server.weights_dir / LENET, runs).curves
-    assert isinstance(plotted, Image.Image) and plotted.size == (600, 350)
     Image.new("RGB", (40, 30)).save(runs / "lenet-digits" / "curves.png")
     assert cards.card(registry, demo_server.weights_dir / LENET, runs).curves.name == "curves.png"
     corrupt = cards.card(registry, demo_server.weights_dir / "corrupt.safetensors", runs)

@@ -16,7 +16,7 @@ from zoo.weights import atomic_write
 
 METRICS = "metrics.jsonl"
 CURVES = "curves.png"
-CONFUSION = "test-confusion.png"  # sorts after curves.png: the demo shows the first PNG
+CONFUSION = "test-confusion.png"
 
 
 def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> Path:
