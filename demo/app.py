@@ -86,6 +86,7 @@ def _classify_tab(shelf: WeightsShelf, examples: list[Path], views: Path) -> gr.
                     sources=["upload", "clipboard", "webcam"],
                     label="Upload, paste or take a picture",
                     elem_id="upload",
+                    height=320,
                 )
                 image_button = gr.Button("Classify image", variant="primary")
                 gr.Examples([[str(path)] for path in examples], inputs=image, examples_per_page=12)
@@ -266,6 +267,10 @@ def build_app(
     return app
 
 
+# Show small images (the 8x8 digits) at the size of their box, pixels sharp.
+CSS = "#upload img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
+
+
 def serve(
     app: gr.Blocks,
     host: str = "127.0.0.1",
@@ -282,6 +287,7 @@ def serve(
         show_error=True,
         ssr_mode=False,
         prevent_thread_lock=prevent_thread_lock,
+        css=CSS,
     )
 
 
