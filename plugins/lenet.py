@@ -35,7 +35,7 @@ def zoo_models() -> list[zoo.ModelSpec]:
             input=zoo.InputSpec(channels=1, size=32, mean=(0.5,), std=(0.5,)),
             head="fc3",
             defaults=zoo.TrainDefaults(
-                epochs=30, batch_size=32, lr=3e-3, weight_decay=1e-4, label_smoothing=0.1
+                epochs=30, batch_size=64, lr=3e-3, weight_decay=1e-4, label_smoothing=0.1
             ),
         )
     ]
