@@ -1,4 +1,5 @@
-"""A smaller version of benchmarks/bench_demo_load.py: concurrent clients, zero errors."""
+"""The load run of benchmarks/bench_demo_load.py: 8 concurrent clients x 25 requests, zero errors
+(the p50/p95 latency it prints is a benchmark figure, not an assertion)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ def load_bench():
 def test_concurrent_clients_all_served(demo_server):
     bench = load_bench()
     images = sorted(demo_server.examples_dir.glob("digit-*.png"))
-    result = bench.run_load(demo_server.url, "lenet-digits.safetensors", images, 8, 6)
+    result = bench.run_load(demo_server.url, "lenet-digits.safetensors", images, 8, 25)
     print(result.report())
     assert result.errors == []
-    assert len(result.latencies) == 48
-    assert sum(result.batch_sizes.values()) == 48
+    assert len(result.latencies) == 200
+    assert sum(result.batch_sizes.values()) == 200
