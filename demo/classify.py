@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 
 from zoo.demo.shelf import WeightsShelf
 from zoo.errors import ZooError
-from zoo.preprocess import open_image, prepare
+from zoo.preprocess import open_image
 from zoo.specs import InputSpec
 from zoo.weights import atomic_write
 
@@ -57,9 +57,8 @@ def read_drawing(sketch: dict[str, Any] | None) -> Image.Image:
     return square
 
 
-def model_view(image: torch.Tensor, spec: InputSpec) -> Image.Image:
-    """The model input `prepare` makes of a uint8 (C, H, W) image, de-normalised for display."""
-    x = prepare(image[None], spec)[0]
+def model_view(x: torch.Tensor, spec: InputSpec) -> Image.Image:
+    """One model input (C, size, size), as `prepare` made it, de-normalised for display."""
     mean = torch.tensor(spec.mean).view(-1, 1, 1)
     std = torch.tensor(spec.std).view(-1, 1, 1)
     pixels = (x * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)
@@ -108,15 +107,16 @@ def classify_batch(
                 results[i] = error
             continue
         images = [classifier.to_uint8(image) for _, image in requests]
+        batch = classifier.inputs(images)
         forward = time.perf_counter()
-        probabilities = classifier.probabilities(images)
+        probabilities = classifier.probabilities_of(batch)
         forward_ms = (time.perf_counter() - forward) * 1000
         total_ms = (time.perf_counter() - started) * 1000
         latency = (
             f"{total_ms:.1f} ms in all; the forward pass took {forward_ms:.1f} ms "
             f"for a batch of {len(images)}"
         )
-        for (i, _), image, p in zip(requests, images, probabilities, strict=True):
-            view = save_view(model_view(image, classifier.input), views)
+        for (i, _), x, p in zip(requests, batch, probabilities, strict=True):
+            view = save_view(model_view(x, classifier.input), views)
             results[i] = (classifier.top(p, k=5), view, latency)
     return results  # type: ignore[return-value]

@@ -71,11 +71,18 @@ class Classifier:
         """A PIL image as the uint8 (C, H, W) tensor this model's preprocessing takes."""
         return pil_to_uint8(image, self.input.channels, self.input.size)
 
+    def inputs(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """The model's input batch for uint8 (C, H, W) images of any sizes."""
+        return torch.cat([prepare(image[None], self.input) for image in images])
+
     @torch.inference_mode()
+    def probabilities_of(self, batch: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (N, classes) for a batch made by `inputs`."""
+        return self.model(batch).float().softmax(1)
+
     def probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
         """Class probabilities (N, classes) for uint8 (C, H, W) images of any sizes."""
-        batch = torch.cat([prepare(image[None], self.input) for image in images])
-        return self.model(batch).float().softmax(1)
+        return self.probabilities_of(self.inputs(images))
 
     def top(self, probabilities: torch.Tensor, k: int = 5) -> dict[str, float]:
         """The `k` most likely classes of one image's probabilities, as {label: probability}."""
