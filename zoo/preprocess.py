@@ -108,8 +108,3 @@ def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise ZooError(f"{path}: cannot read image ({error})") from None
     return image
-
-
-def load_image(path: str | Path, spec: InputSpec) -> torch.Tensor:
-    """An image file -> model input (1, C, size, size) for `spec`."""
-    return prepare(pil_to_uint8(open_image(path), spec.channels, spec.size)[None], spec)
