@@ -15,7 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 from PIL import Image
 
-from zoo.demo import backprop, cards, inspector
+from zoo.demo import backprop, cards, graphview, inspector
 from zoo.demo.classify import Result, classify_batch, read_drawing, read_upload
 from zoo.demo.examples import default_folder, write_examples
 from zoo.demo.shelf import WeightsShelf
@@ -96,6 +96,9 @@ def _classify_tab(shelf: WeightsShelf, examples: list[Path], views: Path) -> gr.
                     format="png",
                     canvas_size=(280, 280),
                     brush=gr.Brush(default_size=16, colors=["#000000"], color_mode="fixed"),
+                    eraser=gr.Eraser(default_size=24),
+                    layers=False,
+                    transforms=(),
                     label="Draw a digit",
                     elem_id="sketchpad",
                 )
@@ -144,10 +147,23 @@ def _models_tab(app: gr.Blocks, registry: Registry, shelf: WeightsShelf, runs_di
             gr.Markdown(f"No weights in {shelf.folder}: `zoo train lenet` makes one.")
         for path in paths:
             found = cards.card(registry, path, runs_dir)
-            with gr.Group():
-                gr.Markdown(f"### {found.title}\n\n{found.markdown}")
-                if found.curves is not None:
-                    gr.Image(found.curves, label="Training curves", interactive=False)
+            with gr.Accordion(found.title, open=len(paths) <= 3, elem_classes="model-card"):
+                if found.warning:
+                    gr.HTML(
+                        f'<p class="weak-model">Weak model: {html.escape(found.warning)}. '
+                        "Its answers are little better than guesses.</p>"
+                    )
+                gr.HTML(found.html)
+                with gr.Row(equal_height=False):
+                    for figure, caption in found.figures:
+                        gr.Image(
+                            str(figure),
+                            label=caption,
+                            interactive=False,
+                            height=320,
+                            min_width=300,
+                            buttons=["fullscreen"],
+                        )
 
 
 def _inspect_tab(registry: Registry) -> None:
@@ -155,28 +171,42 @@ def _inspect_tab(registry: Registry) -> None:
     first = "lenet" if "lenet" in names else names[0]
     shown = inspector.inspect_model(registry, first)  # the tab opens on the tutorial's LeNet
     with gr.Row():
-        model = gr.Dropdown(names, value=first, label="Model")
-        inspect_button = gr.Button("Inspect", variant="primary")
+        model = gr.Dropdown(names, value=first, label="Model", scale=3)
+        inspect_button = gr.Button("Inspect", variant="primary", scale=1)
     summary = gr.Markdown(shown.summary)
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=320):
+            gr.Markdown(inspector.TUTORIAL["tree"])
+            tree = gr.Code(
+                shown.tree, label="Module tree (print(model))", language=None, wrap_lines=True
+            )
+            gr.Markdown(inspector.TUTORIAL["parameters"])
+            table = gr.Dataframe(
+                shown.parameters,
+                headers=["parameter", "shape", "elements"],
+                label="Parameters",
+                wrap=True,
+            )
+        with gr.Column(min_width=320):
+            gr.Markdown(inspector.TUTORIAL["graph"])
+            graph = gr.HTML(shown.graph)
+    gr.Markdown(inspector.TUTORIAL["gradient"])
     with gr.Row():
-        tree = gr.Code(shown.tree, label="Module tree (print(model))", language=None)
-        table = gr.Dataframe(
-            shown.parameters, headers=["parameter", "shape", "elements"], label="Parameters"
-        )
-    graph = gr.Code(
-        shown.graph, label="Autograd graph of MSELoss(model(randn), randn)", language=None
-    )
-    with gr.Row():
-        parameter = gr.Dropdown(**_parameter_choices(shown), label="Parameter")
-        grad_button = gr.Button("zero_grad(), then loss.backward()")
-    with gr.Row():
-        before = gr.Code(label="grad after zero_grad()", language=None)
-        after = gr.Code(label="grad after loss.backward()", language=None)
+        parameter = gr.Dropdown(**_parameter_choices(shown), label="Parameter", scale=3)
+        grad_button = gr.Button("zero_grad(), then loss.backward()", scale=1)
+    grad_summary = gr.Markdown()
+    with gr.Row(equal_height=False):
+        before = gr.Image(label="grad after zero_grad()", interactive=False, min_width=320)
+        after = gr.Image(label="grad after loss.backward()", interactive=False, min_width=320)
 
     def inspect(name: str):
         found = inspector.inspect_model(registry, name)
         params = gr.Dropdown(**_parameter_choices(found))
         return found.tree, found.parameters, found.summary, found.graph, params
+
+    def gradient(name: str, param: str):
+        found = inspector.gradient_before_after(registry, name, param)
+        return found.before, found.after, found.summary
 
     gr.on(
         [inspect_button.click, model.change],
@@ -185,10 +215,11 @@ def _inspect_tab(registry: Registry) -> None:
         [tree, table, summary, graph, parameter],
         api_name="inspect",
     )
-    grad_button.click(
-        _user_errors(lambda name, param: inspector.gradient_before_after(registry, name, param)),
+    gr.on(
+        [grad_button.click, parameter.change],
+        _user_errors(gradient),
         [model, parameter],
-        [before, after],
+        [before, after, grad_summary],
         api_name="gradient",
     )
 
@@ -200,37 +231,47 @@ def _parameter_choices(found: inspector.Inspection) -> dict[str, Any]:
 
 
 def _backprop(quantity: float | None, price: float | None, tax: float | None) -> tuple:
-    """The Backprop tab's outputs: total, its three derivatives, the diagram, the graph."""
+    """The Backprop tab's outputs: total, its three derivatives, the diagram, the autograd
+    graph drawn, and the chain rule written out with these values."""
     if quantity is None or price is None or tax is None:
         raise _error("enter a quantity, a unit price and a tax")
     result = backprop.oranges(quantity, price, tax)
-    derivatives = tuple(result.grads[name] for name in ("quantity", "price", "tax"))
-    return (result.values["total"], *derivatives, backprop.diagram(result), result.graph)
+    derivatives = tuple(result.grads[name] for name in backprop.INPUTS)
+    return (
+        result.values["total"],
+        *derivatives,
+        backprop.diagram(result),
+        graphview.svg(result.graph, "total.grad_fn, walked back to the inputs"),
+        backprop.chain_html(result),
+    )
 
 
 def _backprop_tab() -> None:
     gr.Markdown(
         "Oranges: **cost = quantity x price**, **total = cost x tax**. Autograd computes how "
-        "much the total moves when each input moves by one."
+        "much the total moves when each input moves by one: the chain rule multiplies the "
+        "local derivatives on the path from the total back to that input."
     )
     seed = (2, 100, 1.1)  # the tutorial's oranges: 220 in all, 110 an orange, 2.2 a unit of price
     shown = _backprop(*seed)
     with gr.Row():
-        quantity = gr.Number(seed[0], label="quantity")
-        price = gr.Number(seed[1], label="unit price")
-        tax = gr.Number(seed[2], label="tax")
+        quantity = gr.Number(seed[0], label="quantity", min_width=100)
+        price = gr.Number(seed[1], label="unit price", min_width=100)
+        tax = gr.Number(seed[2], label="tax", min_width=100)
     button = gr.Button("Forward and backward", variant="primary")
     picture = gr.HTML(shown[4])
+    chain = gr.HTML(shown[6])
     with gr.Row():
-        total = gr.Number(shown[0], label="total", precision=6)
-        d_quantity = gr.Number(shown[1], label="d total / d quantity", precision=6)
-        d_price = gr.Number(shown[2], label="d total / d price", precision=6)
-        d_tax = gr.Number(shown[3], label="d total / d tax", precision=6)
-    graph = gr.Code(shown[5], label="total.grad_fn, walked", language=None)
-    button.click(
+        total = gr.Number(shown[0], label="total", precision=6, min_width=140)
+        d_quantity = gr.Number(shown[1], label="d total / d quantity", precision=6, min_width=140)
+        d_price = gr.Number(shown[2], label="d total / d price", precision=6, min_width=140)
+        d_tax = gr.Number(shown[3], label="d total / d tax", precision=6, min_width=140)
+    graph = gr.HTML(shown[5])
+    gr.on(
+        [button.click, quantity.submit, price.submit, tax.submit],
         _backprop,
         [quantity, price, tax],
-        [total, d_quantity, d_price, d_tax, picture, graph],
+        [total, d_quantity, d_price, d_tax, picture, graph, chain],
         api_name="backprop",
     )
 
@@ -267,8 +308,53 @@ def build_app(
     return app
 
 
-# Show small images (the 8x8 digits) at the size of their box, pixels sharp.
-CSS = "#upload img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
+CSS = """
+/* Small images (the 8x8 digits) at the size of their box, pixels sharp. */
+#upload img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
+/* The sketchpad keeps brush, eraser and clear: no pan, zoom, undo, colour or size widgets. */
+#sketchpad :is(button[aria-label="Pan"], button[aria-label="Zoom in"],
+  button[aria-label="Zoom out"], button[aria-label="Undo"], button[aria-label="Redo"],
+  button[aria-label="Color"], button[aria-label="Brush Size"], .zoom-number, .separator) {
+  display: none !important;
+}
+/* Model cards: topic tables side by side where they fit. */
+.card-tables { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr));
+  gap: 12px; }
+.card-table { width: 100%; border-collapse: collapse; margin: 0 !important; }
+.card-table, .card-table tr { border: none !important; }
+.card-table caption { text-align: left; font-weight: 600; padding: 4px 0; }
+.card-table :is(th, td) { border: none !important; vertical-align: top !important;
+  border-bottom: 1px solid var(--border-color-primary) !important;
+  padding: 3px 8px 3px 0 !important; line-height: 1.35; background: none !important; }
+.card-table th { text-align: left; font-weight: normal; opacity: 0.75; width: 38%; }
+.card-table td { overflow-wrap: anywhere; }
+.weak-model { background: #fff3cd; color: #664d03; border: 1px solid #ffe69c;
+  border-radius: 6px; padding: 8px 12px; margin: 0; font-weight: 600; }
+/* Diagrams: the autograd graph at its natural size, scrolled sideways if it must. */
+.graph-view { margin: 0; }
+.graph-scroll { overflow-x: auto; }
+.graph-scroll svg { max-width: none; }
+.backprop-diagram svg { width: 100%; height: auto; max-height: 440px; }
+.backprop-diagram .tall { display: none; }
+.chain-row { overflow-wrap: anywhere; margin: 6px 0; font-size: 1.05em; }
+.chain-numbers { font-family: monospace; }
+@media (max-width: 640px) {
+  .backprop-diagram .wide { display: none; }
+  .backprop-diagram .tall { display: block; max-width: 420px; margin: auto; }
+  .gradio-container { padding-left: 6px !important; padding-right: 6px !important; }
+}
+"""
+# The sketchpad opens ready to draw: choose its brush once it is on screen (gradio starts on
+# no tool, and a first stroke would do nothing).
+JS = """() => {
+  const pick = () => {
+    const brush = document.querySelector('#sketchpad button[aria-label="Brush"]');
+    if (brush && brush.offsetParent !== null) { brush.click(); observer.disconnect(); }
+  };
+  const observer = new MutationObserver(pick);
+  observer.observe(document.body, {childList: true, subtree: true, attributes: true});
+  pick();
+}"""
 
 
 def serve(
@@ -288,6 +374,7 @@ def serve(
         ssr_mode=False,
         prevent_thread_lock=prevent_thread_lock,
         css=CSS,
+        js=JS,
     )
 
 

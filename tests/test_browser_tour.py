@@ -1,0 +1,101 @@
+"""A tour of the demo in Debian's Chromium, at a laptop's and a phone's size: every tab is used
+as a visitor would and photographed into docs/screenshots/ (the README shows two of them)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import ROOT
+from tests.test_browser import ARGS, CHROMIUM
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+SIZES = {"desktop": (1366, 900), "phone": (390, 844)}
+
+
+@pytest.fixture(scope="module")
+def tour_server(tmp_path_factory, registry):
+    """The demo over a LeNet trained with its run folder (curves, confusion matrix) and a weak
+    LeNet trained on 20 images, served in-process on a free port."""
+    from tests.conftest import _free_port
+    from zoo.demo.app import build_app, serve
+    from zoo.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tour")
+    spec = registry.model("lenet")
+    for run, options in (("lenet-digits", {"epochs": 8}), ("lenet-20", {"epochs": 2, "limit": 20})):
+        config = TrainConfig.for_model(spec, **options)
+        out = root / "weights" / f"{run}.safetensors"
+        train(registry, spec, config, out, run_dir=root / "runs" / run, progress=False)
+    examples = tmp_path_factory.getbasetemp() / "demo-examples"
+    app = build_app(registry, root / "weights", examples_dir=examples)
+    port = _free_port()
+    serve(app, port=port, prevent_thread_lock=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        pytest.skip("no /usr/bin/chromium: run scripts/install-chromium.sh")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def snap(page, name: str) -> Path:
+    """A full-page screenshot as docs/screenshots/NAME.png, reduced to a 256-colour palette."""
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # lazy images load
+    page.wait_for_timeout(300)
+    page.evaluate("window.scrollTo(0, 0)")
+    image = Image.open(io.BytesIO(page.screenshot(full_page=True)))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    image.convert("RGB").quantize(256).save(path, optimize=True)
+    return path
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_every_tab_is_photographed(browser, tour_server, size):
+    from playwright.sync_api import expect
+
+    width, height = SIZES[size]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(tour_server)
+    expect(page.get_by_role("tab", name="Models")).to_be_visible(timeout=20_000)
+    snap(page, f"classify-{size}")
+
+    page.get_by_role("tab", name="Draw").click()
+    expect(page.locator("#sketchpad button[aria-label='Pan']")).to_be_hidden()
+    snap(page, f"draw-{size}")
+
+    page.get_by_role("tab", name="Models").click()
+    expect(page.locator(".weak-model")).to_contain_text("trained on only 20 images (2 a class)")
+    expect(page.locator(".weak-model")).to_be_visible()
+    expect(page.get_by_text("Confusion matrix (test split)").first).to_be_visible()
+    snap(page, f"models-{size}")
+
+    page.get_by_role("tab", name="Inspect").click()
+    expect(page.locator(".graph-view svg")).to_be_visible()
+    expect(page.locator(".graph-view")).to_contain_text("conv1.weight 6x1x5x5")
+    page.get_by_role("button", name="zero_grad(), then loss.backward()").click()
+    expect(page.get_by_text("after zero_grad() every one of its 150 values was 0")).to_be_visible(
+        timeout=20_000
+    )
+    snap(page, f"inspect-{size}")
+
+    page.get_by_role("tab", name="Backprop").click()
+    expect(page.get_by_text("= 1 x 1.1 x 100 = 110")).to_be_visible()
+    snap(page, f"backprop-{size}")
+    page.close()
