@@ -21,10 +21,17 @@ from zoo.specs import InputSpec
 
 FORMAT = "zoo.weights/1"
 REQUIRED = ("model", "classes", "input")
+EXTRA = "zoo."  # tensors under this prefix are zoo's (the unknown-input detector), not the model's
 
 
-def save(path: str | Path, model: torch.nn.Module, meta: dict[str, Any]) -> Path:
-    """Write `model`'s state dict and `meta` (model, classes, input, ...) to `path` atomically."""
+def save(
+    path: str | Path,
+    model: torch.nn.Module,
+    meta: dict[str, Any],
+    extra: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write `model`'s state dict and `meta` (model, classes, input, ...) to `path` atomically;
+    `extra` tensors are stored beside the state dict under the `EXTRA` prefix."""
     missing = [key for key in REQUIRED if key not in meta]
     if missing:
         raise ValueError(f"weights metadata lacks {missing}")
@@ -36,6 +43,7 @@ def save(path: str | Path, model: torch.nn.Module, meta: dict[str, Any]) -> Path
     }
     header = {key: json.dumps(value) for key, value in meta.items()}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors |= {EXTRA + k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()}
     return atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=header))
 
 
@@ -81,8 +89,15 @@ def input_spec(meta: dict[str, Any]) -> InputSpec:
     return InputSpec.from_dict(meta["input"])
 
 
+def extra_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors `save` stored under the `EXTRA` prefix, without it."""
+    return {k.removeprefix(EXTRA): v for k, v in state.items() if k.startswith(EXTRA)}
+
+
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:
-    """Load `state` into `model` strictly, or raise a ZooError naming the first mismatches."""
+    """Load `state` (less zoo's `EXTRA` tensors) into `model` strictly, or raise a ZooError
+    naming the first mismatches."""
+    state = {k: v for k, v in state.items() if not k.startswith(EXTRA)}
     expected = model.state_dict()
     problems = [f"missing {k}" for k in expected if k not in state]
     problems += [f"unexpected {k}" for k in state if k not in expected]
