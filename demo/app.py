@@ -317,6 +317,21 @@ CSS = """
   button[aria-label="Color"], button[aria-label="Brush Size"], .zoom-number, .separator) {
   display: none !important;
 }
+/* Results: the answer, then the top classes as bars with one decimal. */
+.answer { margin: 0 0 8px 0; font-size: 1.05em; overflow-wrap: anywhere; }
+.answer-label { font-size: 1.6em; margin-right: 6px; }
+.answer.unknown { background: #fff3cd; color: #664d03; border-radius: 6px; padding: 8px 10px; }
+.top-row { display: grid; grid-template-columns: minmax(3em, 30%) 1fr 4.5em; gap: 8px;
+  align-items: center; margin: 3px 0; }
+.top-label { overflow-wrap: anywhere; }
+.top-bar { background: var(--neutral-100, #eee); border-radius: 4px; height: 12px; }
+.top-bar span { display: block; height: 100%; background: var(--color-accent, #f97316);
+  border-radius: 4px; }
+.top-value { text-align: right; font-variant-numeric: tabular-nums; }
+.example-gallery img { image-rendering: pixelated; }
+/* The model dropdown shows its whole label, wrapped. */
+#model-choice input { text-overflow: ellipsis; }
+#model-choice ul li { white-space: normal; }
 /* Model cards: topic tables side by side where they fit. */
 .card-tables { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr));
   gap: 12px; }

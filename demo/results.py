@@ -1,0 +1,89 @@
+"""How the Classify and Compare tabs show an answer: the model and file that gave it, the
+top classes with one decimal, the calibrated confidence, and "unknown" when the input is unlike
+the model's training images."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from zoo import weights
+from zoo.errors import ZooError
+
+DIGIT_DATASETS = {"digits", "mnist"}
+
+
+def top_html(top: dict[str, float]) -> str:
+    """The top classes as labelled bars, percentages with one decimal (0.04% is not "0%")."""
+    rows = "".join(
+        f'<div class="top-row"><span class="top-label">{html.escape(label)}</span>'
+        f'<span class="top-bar"><span style="width: {p * 100:.1f}%"></span></span>'
+        f'<span class="top-value">{_percent(p)}</span></div>'
+        for label, p in top.items()
+    )
+    return f'<div class="top-classes">{rows}</div>'
+
+
+def _percent(p: float) -> str:
+    return "<0.1%" if 0 < p < 0.0005 else f"{p:.1%}"
+
+
+def answer_html(file: str, model: str, top: dict[str, float], unknown: bool) -> str:
+    """The answer, naming the model and its weights file, then the top classes."""
+    label, p = next(iter(top.items()))
+    source = f"{html.escape(model)} <code>{html.escape(file)}</code>"
+    if unknown:
+        head = (
+            f'<p class="answer unknown"><b>Unknown</b>: this does not look like the images '
+            f"{source} was trained on. Its best guess, not to be trusted: "
+            f"{html.escape(label)} ({_percent(p)}).</p>"
+        )
+    else:
+        head = (
+            f'<p class="answer"><b class="answer-label">{html.escape(label)}</b> '
+            f"{_percent(p)} calibrated confidence, from {source}</p>"
+        )
+    return f'<div class="result">{head}{top_html(top)}</div>'
+
+
+def accuracy(meta: dict[str, Any]) -> float | None:
+    """A weights file's recorded test accuracy (ImageNet top-1 for torchvision's)."""
+    metrics = meta.get("metrics", {})
+    value = metrics.get("test_accuracy", metrics.get("imagenet_top1"))
+    return value if isinstance(value, float) else None
+
+
+def most_accurate(metas: dict[str, dict[str, Any] | None]) -> str | None:
+    """The name whose metadata records the best accuracy (the first name if none records
+    one); None marks an unusable file, chosen only when nothing else is there."""
+    scored = [(accuracy(meta) or -1.0, name) for name, meta in metas.items() if meta]
+    if scored:
+        return max(scored, key=lambda pair: pair[0])[1]
+    return next(iter(metas), None)
+
+
+def read_metas(names: list[str], folder, imagenet: dict[str, dict[str, Any]]) -> dict:
+    """Metadata of each offered name: a file's header, the given ImageNet entries, or None."""
+    metas: dict[str, dict[str, Any] | None] = {}
+    for name in names:
+        if name in imagenet:
+            metas[name] = imagenet[name]
+            continue
+        try:
+            metas[name] = weights.read_meta(folder / name)
+        except ZooError:
+            metas[name] = None
+    return metas
+
+
+def example_groups(meta: dict[str, Any] | None) -> set[str]:
+    """Which example groups suit a model: "digits" for a digit classifier, "photos" for one
+    that takes colour images; both when the model is unknown or fits neither."""
+    if not meta:
+        return {"digits", "photos"}
+    groups = set()
+    if meta.get("dataset") in DIGIT_DATASETS:
+        groups.add("digits")
+    if meta["input"]["channels"] == 3:
+        groups.add("photos")
+    return groups or {"digits", "photos"}
