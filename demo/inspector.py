@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from zoo.demo import graphview
+from zoo.demo.intake import shown
 from zoo.errors import ZooError
 from zoo.introspect import autograd_nodes, forward_loss, parameter_count, parameter_shapes
 from zoo.registry import Registry
@@ -74,8 +75,8 @@ def gradient_before_after(registry: Registry, name: str, parameter: str) -> Grad
     spec = registry.model(name)
     model = registry.build(spec, num_classes=NUM_CLASSES)
     params = dict(model.named_parameters())
-    if parameter not in params:
-        raise ZooError(f"{name} has no parameter {parameter!r}")
+    if not isinstance(parameter, str) or parameter not in params:
+        raise ZooError(f"{name} has no parameter {shown(str(parameter))!r}")
     loss = forward_loss(model, spec.input)
     loss.backward(retain_graph=True)  # gradient buffers exist, as after an earlier step
     model.zero_grad(set_to_none=False)

@@ -118,7 +118,7 @@ def test_unusual_modes_classify(client, files, name):
     [
         ("notes.png", "notes.png: not an image file"),
         ("empty.png", "empty.png: not an image file"),
-        ("truncated.jpg", r"truncated.jpg: cannot read image \(image file is truncated"),
+        ("truncated.jpg", r"truncated.jpg: cannot read image \(truncated data\)"),
         ("huge.png", r"huge.png: 10000x10000 is too large \(more than 50,000,000 pixels\)"),
     ],
 )
