@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import html
 import os
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,119 +14,26 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 
 from zoo.demo import backprop, cards, graphview, inspector
-from zoo.demo.classify import Classify, Reader, read_drawing, read_upload
-from zoo.demo.components import ImageInput, SketchInput
+from zoo.demo.classify import Classify
 from zoo.demo.examples import default_folder, write_examples
 from zoo.demo.intake import Uploads
+from zoo.demo.predict_tabs import (
+    MAX_BATCH_SIZE,
+    choices,
+    classify_tab,
+    compare_tab,
+    error,
+    guarded,
+)
 from zoo.demo.shelf import WeightsShelf
 from zoo.errors import ZooError
 from zoo.registry import Registry
 
 MAX_FILE_SIZE = "10mb"
-MAX_BATCH_SIZE = 16  # concurrent predictions that share one forward pass
 QUEUE_SIZE = 64  # requests waiting beyond this are refused ("queue is full")
 CONCURRENCY = 2  # events of one kind running at once (forward passes run one at a time)
 # The model's views, content-addressed, beside gradio's own files (GRADIO_TEMP_DIR).
 VIEWS = Path(gr.utils.get_upload_folder()) / "zoo-model-views"
-# Every prediction event runs in this group; each decodes its own input, then waits for a
-# forward pass shared with the others (demo/batching.py), so up to a batch can run at once.
-PREDICTION = {"concurrency_id": "predict", "concurrency_limit": MAX_BATCH_SIZE}
-
-
-def _error(message: str) -> gr.Error:
-    """A user's mistake as a gr.Error: escaped (gradio renders it as HTML), no server traceback."""
-    return gr.Error(html.escape(message, quote=False), print_exception=False)
-
-
-def _user_errors(run: Callable[..., Any]) -> Callable[..., Any]:
-    """`run`, with a ZooError shown to the user as a gr.Error."""
-
-    def wrapped(*args: Any) -> Any:
-        try:
-            return run(*args)
-        except ZooError as error:
-            raise _error(str(error)) from None
-
-    return wrapped
-
-
-def _endpoint(classify: Classify, read: Reader, outputs: int) -> Callable[[Any, Any], Any]:
-    """A prediction event's function: the first `outputs` of (top 5, model's view, latency)."""
-
-    def run(name: Any, given: Any) -> Any:
-        try:
-            result = classify(name, given, read)
-        except ZooError as error:
-            raise _error(str(error)) from None
-        except Exception:  # a bug, not the user's doing: logged here, one line for the user
-            traceback.print_exc()
-            raise _error("the server failed on this request") from None
-        return result[0] if outputs == 1 else result[:outputs]
-
-    return run
-
-
-def _classify_tab(classify: Classify, examples: list[Path]) -> gr.Dropdown:
-    choices = classify.shelf.choices()
-    model = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Model")
-    with gr.Row():
-        with gr.Column():
-            with gr.Tab("Image"):
-                image = ImageInput(
-                    type="filepath",
-                    sources=["upload", "clipboard", "webcam"],
-                    label="Upload, paste or take a picture",
-                    elem_id="upload",
-                    height=320,
-                )
-                image_button = gr.Button("Classify image", variant="primary")
-                gr.Examples([[str(path)] for path in examples], inputs=image, examples_per_page=12)
-            with gr.Tab("Draw"):
-                sketch = SketchInput(
-                    type="filepath",
-                    format="png",
-                    canvas_size=(280, 280),
-                    brush=gr.Brush(default_size=16, colors=["#000000"], color_mode="fixed"),
-                    eraser=gr.Eraser(default_size=24),
-                    layers=False,
-                    transforms=(),
-                    label="Draw a digit",
-                    elem_id="sketchpad",
-                )
-                sketch_button = gr.Button("Classify drawing", variant="primary")
-        with gr.Column():
-            label = gr.Label(num_top_classes=5, label="Top 5", elem_id="prediction")
-            seen = gr.Image(label="What the model saw", interactive=False, format="png")
-            latency = gr.Textbox(label="Latency", interactive=False)
-    outputs = [label, seen, latency]
-    # The prediction events take gradio's file data as it comes (preprocess=False): gradio
-    # decodes nothing (no editor layer, no unchecked file); `intake.Uploads` opens what is due.
-    image_button.click(
-        _endpoint(classify, read_upload, 3),
-        [model, image],
-        outputs,
-        api_name="classify",
-        preprocess=False,
-        **PREDICTION,
-    )
-    sketch_button.click(
-        _endpoint(classify, read_drawing, 3),
-        [model, sketch],
-        outputs,
-        api_name="classify_drawing",
-        preprocess=False,
-        **PREDICTION,
-    )
-    gr.on(
-        triggers=[],
-        fn=_endpoint(classify, read_upload, 1),
-        inputs=[model, image],
-        outputs=[label],
-        api_name="predict",
-        preprocess=False,
-        **PREDICTION,
-    )
-    return model
 
 
 def _models_tab(app: gr.Blocks, registry: Registry, shelf: WeightsShelf, runs_dir: Path) -> None:
@@ -208,14 +113,14 @@ def _inspect_tab(registry: Registry) -> None:
 
     gr.on(
         [inspect_button.click, model.change],
-        _user_errors(inspect),
+        guarded(inspect),
         model,
         [tree, table, summary, graph, parameter],
         api_name="inspect",
     )
     gr.on(
         [grad_button.click, parameter.change],
-        _user_errors(gradient),
+        guarded(gradient),
         [model, parameter],
         [before, after, grad_summary],
         api_name="gradient",
@@ -232,7 +137,7 @@ def _backprop(quantity: float | None, price: float | None, tax: float | None) ->
     """The Backprop tab's outputs: total, its three derivatives, the diagram, the autograd
     graph drawn, and the chain rule written out with these values."""
     if quantity is None or price is None or tax is None:
-        raise _error("enter a quantity, a unit price and a tax")
+        raise error("enter a quantity, a unit price and a tax")
     result = backprop.oranges(quantity, price, tax)
     derivatives = tuple(result.grads[name] for name in backprop.INPUTS)
     return (
@@ -292,7 +197,9 @@ def build_app(
     with gr.Blocks(title="zoo demo", analytics_enabled=False) as app:
         gr.Markdown("# zoo\nThe model zoo's models, trained by `zoo train`, at work.")
         with gr.Tab("Classify"):
-            model = _classify_tab(classify, examples)
+            model = classify_tab(classify, examples)
+        with gr.Tab("Compare"):
+            compare_tab(classify)
         with gr.Tab("Models"):
             _models_tab(app, registry, shelf, runs_dir)
         with gr.Tab("Inspect"):
@@ -301,8 +208,7 @@ def build_app(
             _backprop_tab()
 
         def reload_choices() -> gr.Dropdown:
-            choices = shelf.choices()
-            return gr.Dropdown(choices, value=choices[0][1] if choices else None)
+            return gr.Dropdown(choices(shelf), value=shelf.default())
 
         app.load(reload_choices, None, model, api_visibility="undocumented")
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)

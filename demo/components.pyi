@@ -11,7 +11,6 @@ from gradio.components.image_editor import EditorData
 from gradio.data_classes import GradioModel, ImageData
 from pydantic import ConfigDict, ValidationError, model_validator
 
-
 def _lenient(model: type[GradioModel]) -> type[GradioModel]:
     """`model`, validating as before, but passing a value it refuses through unchanged."""
 
@@ -42,7 +41,6 @@ class ImageInput(gr.Image):
     if TYPE_CHECKING:
         from gradio.components import Timer
         from gradio.components.base import Component
-
 
 class SketchInput(gr.Sketchpad):
     """gr.Sketchpad whose wrong-typed values reach the handler (events with preprocess=False)."""

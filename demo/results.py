@@ -7,9 +7,6 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from zoo import weights
-from zoo.errors import ZooError
-
 DIGIT_DATASETS = {"digits", "mnist"}
 
 
@@ -44,36 +41,6 @@ def answer_html(file: str, model: str, top: dict[str, float], unknown: bool) -> 
             f"{_percent(p)} calibrated confidence, from {source}</p>"
         )
     return f'<div class="result">{head}{top_html(top)}</div>'
-
-
-def accuracy(meta: dict[str, Any]) -> float | None:
-    """A weights file's recorded test accuracy (ImageNet top-1 for torchvision's)."""
-    metrics = meta.get("metrics", {})
-    value = metrics.get("test_accuracy", metrics.get("imagenet_top1"))
-    return value if isinstance(value, float) else None
-
-
-def most_accurate(metas: dict[str, dict[str, Any] | None]) -> str | None:
-    """The name whose metadata records the best accuracy (the first name if none records
-    one); None marks an unusable file, chosen only when nothing else is there."""
-    scored = [(accuracy(meta) or -1.0, name) for name, meta in metas.items() if meta]
-    if scored:
-        return max(scored, key=lambda pair: pair[0])[1]
-    return next(iter(metas), None)
-
-
-def read_metas(names: list[str], folder, imagenet: dict[str, dict[str, Any]]) -> dict:
-    """Metadata of each offered name: a file's header, the given ImageNet entries, or None."""
-    metas: dict[str, dict[str, Any] | None] = {}
-    for name in names:
-        if name in imagenet:
-            metas[name] = imagenet[name]
-            continue
-        try:
-            metas[name] = weights.read_meta(folder / name)
-        except ZooError:
-            metas[name] = None
-    return metas
 
 
 def example_groups(meta: dict[str, Any] | None) -> set[str]:
