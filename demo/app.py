@@ -217,7 +217,8 @@ def build_app(
 
 CSS = """
 /* Small images (the 8x8 digits) at the size of their box, pixels sharp. */
-#upload img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
+:is(#upload, #compare-upload) img { width: 100%; height: 100%; object-fit: contain;
+  image-rendering: pixelated; }
 /* The sketchpad keeps brush, eraser and clear: no pan, zoom, undo, colour or size widgets. */
 #sketchpad :is(button[aria-label="Pan"], button[aria-label="Zoom in"],
   button[aria-label="Zoom out"], button[aria-label="Undo"], button[aria-label="Redo"],
@@ -261,6 +262,8 @@ CSS = """
 .chain-row { overflow-wrap: anywhere; margin: 6px 0; font-size: 1.05em; }
 .chain-numbers { font-family: monospace; }
 @media (max-width: 640px) {
+  #compare-table { font-size: 0.8em; }
+  .example-gallery .grid-container { grid-template-columns: repeat(5, 1fr) !important; }
   .backprop-diagram .wide { display: none; }
   .backprop-diagram .tall { display: block; max-width: 420px; margin: auto; }
   .gradio-container { padding-left: 6px !important; padding-right: 6px !important; }

@@ -140,31 +140,36 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
             answer = gr.HTML(elem_id="prediction")
             with gr.Row():
                 seen = gr.Image(
-                    label="What the model saw", interactive=False, format="png", min_width=140
+                    label="What the model saw",
+                    interactive=False,
+                    format="png",
+                    min_width=140,
+                    buttons=["fullscreen"],
                 )
                 looked = gr.Image(
                     label="Where it looked",
                     interactive=False,
                     format="png",
                     min_width=140,
+                    buttons=["fullscreen"],
                     elem_id="looked",
                 )
             latency = gr.Textbox(label="Latency", interactive=False, elem_id="latency")
-    galleries = {}
+    galleries, sections = {}, {}
     fits = example_groups(shelf.meta(chosen) if chosen else None)
     for group, title in GROUPS.items():
         chosen_examples = [e for e in examples if e.group == group]
-        galleries[group] = gr.Gallery(
-            [(str(e.path), e.label) for e in chosen_examples],
-            label=f"{title}: click one to classify it",
-            columns=6,
-            height="auto",
-            object_fit="contain",
-            allow_preview=False,
-            visible=group in fits,
-            elem_classes="example-gallery",
-            elem_id=f"examples-{group}",
-        )
+        with gr.Column(visible=group in fits, elem_id=f"examples-{group}") as sections[group]:
+            gr.Markdown(f"**{title}**: click one to classify it")
+            galleries[group] = gr.Gallery(
+                [(str(e.path), e.label) for e in chosen_examples],
+                show_label=False,
+                columns=10,
+                height="auto",
+                object_fit="contain",
+                allow_preview=False,
+                elem_classes="example-gallery",
+            )
     shown = [answer, seen, looked, latency]
 
     def read_sketch(uploads: Uploads, value: Any) -> Image.Image:
@@ -192,7 +197,7 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
 
     def refit(name: Any) -> tuple:
         groups = example_groups(shelf.meta(name) if name in shelf.names() else None)
-        return (_about(shelf, name), *(gr.Gallery(visible=g in groups) for g in GROUPS))
+        return (_about(shelf, name), *(gr.Column(visible=g in groups) for g in GROUPS))
 
     image_button.click(
         guarded(from_image),
@@ -221,7 +226,7 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
         trigger_mode="always_last",
         **PREDICTION,
     )
-    model.change(refit, model, [about, *galleries.values()], api_visibility="undocumented")
+    model.change(refit, model, [about, *sections.values()], api_visibility="undocumented")
     for group, gallery in galleries.items():
         chosen_examples = [e for e in examples if e.group == group]
 
