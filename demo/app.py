@@ -17,7 +17,7 @@ import gradio as gr
 
 from zoo.demo import backprop, cards, inspector
 from zoo.demo.classify import Classify, Reader, read_drawing, read_upload
-from zoo.demo.components import ImageInput, SketchInput
+from zoo.demo.components import lenient
 from zoo.demo.examples import default_folder, write_examples
 from zoo.demo.intake import Uploads
 from zoo.demo.shelf import WeightsShelf
@@ -74,23 +74,27 @@ def _classify_tab(classify: Classify, examples: list[Path]) -> gr.Dropdown:
     with gr.Row():
         with gr.Column():
             with gr.Tab("Image"):
-                image = ImageInput(
-                    type="filepath",
-                    sources=["upload", "clipboard", "webcam"],
-                    label="Upload, paste or take a picture",
-                    elem_id="upload",
-                    height=320,
+                image = lenient(
+                    gr.Image(
+                        type="filepath",
+                        sources=["upload", "clipboard", "webcam"],
+                        label="Upload, paste or take a picture",
+                        elem_id="upload",
+                        height=320,
+                    )
                 )
                 image_button = gr.Button("Classify image", variant="primary")
                 gr.Examples([[str(path)] for path in examples], inputs=image, examples_per_page=12)
             with gr.Tab("Draw"):
-                sketch = SketchInput(
-                    type="filepath",
-                    format="png",
-                    canvas_size=(280, 280),
-                    brush=gr.Brush(default_size=16, colors=["#000000"], color_mode="fixed"),
-                    label="Draw a digit",
-                    elem_id="sketchpad",
+                sketch = lenient(
+                    gr.Sketchpad(
+                        type="filepath",
+                        format="png",
+                        canvas_size=(280, 280),
+                        brush=gr.Brush(default_size=16, colors=["#000000"], color_mode="fixed"),
+                        label="Draw a digit",
+                        elem_id="sketchpad",
+                    )
                 )
                 sketch_button = gr.Button("Classify drawing", variant="primary")
         with gr.Column():
