@@ -359,3 +359,19 @@ def test_gradient_of_an_unknown_parameter(client, parameter, message):
     with pytest.raises(AppError) as error:
         client.predict("lenet", parameter, api_name="/gradient")
     assert re.search(message, one_line(error.value))
+
+
+@pytest.mark.usefixtures("still_serving")
+@pytest.mark.parametrize(
+    ("api", "args"),
+    [
+        ("/inspect", (5,)),
+        ("/inspect", ("../lenet",)),
+        ("/gradient", ("x" * 5000, "fc.bias")),
+        ("/gradient", ("lenet", ["fc.bias"])),
+    ],
+)
+def test_inspect_refuses_in_one_line(client, api, args):
+    with pytest.raises(AppError) as error:
+        client.predict(*args, api_name=api)
+    assert one_line(error.value)
