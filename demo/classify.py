@@ -128,12 +128,7 @@ class Classify:
         naming only what the user sent."""
         started = time.perf_counter()
         classifier = self.shelf.get(name)
-        with self._decoding:
-            decoded = read(self.uploads, given)
-            try:
-                image = classifier.to_uint8(decoded)
-            except Exception:  # PIL's conversions refuse some modes, and odd EXIF data
-                raise ZooError(f"a {decoded.mode} image that cannot be converted") from None
+        image = self._decode(classifier, read, given)
         done = self._batcher(id(classifier), (classifier, image))
         view = save_view(model_view(done.x, classifier.input), self.views)
         total_ms = (time.perf_counter() - started) * 1000
@@ -142,3 +137,13 @@ class Classify:
             f"for a batch of {done.batch_size}"
         )
         return classifier.top(done.probabilities, k=5), view, latency
+
+    def _decode(self, classifier: Classifier, read: Reader, given: Any) -> torch.Tensor:
+        """The model's uint8 image of `given`; the decoded file is freed before the request
+        waits for its forward pass."""
+        with self._decoding:
+            decoded = read(self.uploads, given)
+            try:
+                return classifier.to_uint8(decoded)
+            except Exception:  # PIL's conversions refuse some modes, and odd EXIF data
+                raise ZooError(f"a {decoded.mode} image that cannot be converted") from None

@@ -147,6 +147,11 @@ FILES: dict[str, tuple[Callable[[Path], bytes], str | None]] = {
         lambda e: encoded(frames(e)[0], "WEBP", save_all=True, append_images=frames(e)[1:]),
         None,
     ),
+    "lab.tif": (lambda e: encoded(digit(e).convert("RGB").convert("LAB"), "TIFF"), None),
+    "16bit-big-endian.tif": (
+        lambda e: encoded(Image.fromarray(np.asarray(digit(e)).astype(">u2") * 257), "TIFF"),
+        None,
+    ),
     "digit.bmp": (lambda e: encoded(digit(e), "BMP"), None),
     "digit.ppm": (lambda e: encoded(digit(e).convert("RGB"), "PPM"), None),
     "tall-1x20000.png": (lambda e: encoded(Image.new("L", (1, 20_000), 128), "PNG"), None),

@@ -7,13 +7,14 @@ input of an `InputSpec` on whatever device the batch is on.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from zoo.errors import ZooError
 from zoo.specs import InputSpec
@@ -84,6 +85,8 @@ def pil_to_uint8(image: Image.Image, channels: int, size: int | None = None) -> 
         image = image.convert("L")
     elif image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode == "LAB":  # CIELAB (TIFF): PIL converts it only through littleCMS
+        image = ImageCms.applyTransform(image, _lab_to_srgb())
     if size and min(image.size) >= 4 * size:
         image = image.reduce(min(image.size) // (2 * size))
     if image.mode == "I":
@@ -100,6 +103,12 @@ def pil_to_uint8(image: Image.Image, channels: int, size: int | None = None) -> 
     array = np.asarray(image, dtype=np.uint8)
     tensor = torch.from_numpy(array.copy())
     return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1).contiguous()
+
+
+@functools.cache
+def _lab_to_srgb() -> ImageCms.ImageCmsTransform:
+    lab, srgb = ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB")
+    return ImageCms.buildTransform(lab, srgb, "LAB", "RGB")
 
 
 def open_image(
