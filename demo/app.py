@@ -70,7 +70,8 @@ def _inspect_tab(registry: Registry) -> None:
     first = "lenet" if "lenet" in names else names[0]
     shown = inspector.inspect_model(registry, first)  # the tab opens on the tutorial's LeNet
     with gr.Row():
-        model = gr.Dropdown(names, value=first, label="Model", scale=3)
+        # Names are checked by the handler, which answers an unknown one in a short line.
+        model = gr.Dropdown(names, value=first, label="Model", allow_custom_value=True, scale=3)
         inspect_button = gr.Button("Inspect", variant="primary", scale=1)
     summary = gr.Markdown(shown.summary)
     with gr.Row(equal_height=False):

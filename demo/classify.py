@@ -189,26 +189,39 @@ class Classify:
         """The Answer for one request; with `explaining`, where the model looked too."""
         started = time.perf_counter()
         classifier = self.shelf.get(name)
-        with self._decoding:
-            image = self._uint8(classifier, read(self.uploads, given))
+        image = self._decode(classifier, read, given)
         return self._run(name, classifier, image, explaining, started)
 
     def compare(self, given: Any, read: Reader) -> list[Answer | ZooError]:
         """The image through every model on offer, each with where it looked: an Answer per
-        model, or the error that model gave (an unusable file)."""
+        model, or the error that model gave (an unusable file). The image is decoded once,
+        made into each model's uint8 input, and freed before the forward passes."""
+        started = time.perf_counter()
+        inputs: list[tuple[str, Classifier, torch.Tensor] | ZooError] = []
         with self._decoding:
             decoded = read(self.uploads, given)
+            for name in self.shelf.names():
+                try:
+                    classifier = self.shelf.get(name)
+                    inputs.append((name, classifier, self._uint8(classifier, decoded)))
+                except ZooError as error:
+                    inputs.append(ZooError(f"{name}: {error}"))
+            del decoded
+        decode_s = time.perf_counter() - started
         answers: list[Answer | ZooError] = []
-        for name in self.shelf.names():
-            started = time.perf_counter()
-            try:
-                classifier = self.shelf.get(name)
-                image = self._uint8(classifier, decoded)
-            except ZooError as error:
-                answers.append(ZooError(f"{name}: {error}"))
+        for item in inputs:
+            if isinstance(item, ZooError):
+                answers.append(item)
                 continue
-            answers.append(self._run(name, classifier, image, True, started))
+            # Each model's latency: the shared decode, then its own pass.
+            answers.append(self._run(*item, True, time.perf_counter() - decode_s))
         return answers
+
+    def _decode(self, classifier: Classifier, read: Reader, given: Any) -> torch.Tensor:
+        """The model's uint8 image of `given`; the decoded file is freed before the request
+        waits for its forward pass."""
+        with self._decoding:
+            return self._uint8(classifier, read(self.uploads, given))
 
     @staticmethod
     def _uint8(classifier: Classifier, decoded: Image.Image) -> torch.Tensor:

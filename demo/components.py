@@ -1,17 +1,20 @@
-"""The Classify tab's input components: gradio's Image and Sketchpad, except that a value of
-the wrong type (a number, a list) reaches the handler as it came, to be refused there in one
-line, instead of failing gradio's data-model check with pydantic's multi-line message."""
+"""The Classify tab's inputs take a value of the wrong type (a number, a list) as it came, for
+the handler to refuse in one line, instead of failing gradio's data-model check with pydantic's
+multi-line message (the check runs even for events with preprocess=False)."""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, TypeVar
 
 import gradio as gr
-from gradio.components.image_editor import EditorData
-from gradio.data_classes import GradioModel, ImageData
+from gradio.data_classes import GradioModel
 from pydantic import ConfigDict, ValidationError, model_validator
 
+Input = TypeVar("Input", bound=gr.components.Component)
 
+
+@functools.cache
 def _lenient(model: type[GradioModel]) -> type[GradioModel]:
     """`model`, validating as before, but passing a value it refuses through unchanged."""
 
@@ -29,19 +32,7 @@ def _lenient(model: type[GradioModel]) -> type[GradioModel]:
     return Lenient
 
 
-class ImageInput(gr.Image):
-    """gr.Image whose wrong-typed values reach the handler (events with preprocess=False)."""
-
-    data_model = _lenient(ImageData)
-
-    def get_block_name(self) -> str:
-        return "image"
-
-
-class SketchInput(gr.Sketchpad):
-    """gr.Sketchpad whose wrong-typed values reach the handler (events with preprocess=False)."""
-
-    data_model = _lenient(EditorData)
-
-    def get_block_name(self) -> str:
-        return "imageeditor"
+def lenient(component: Input) -> Input:
+    """`component`, with a data model that passes a wrong-typed value to the handler."""
+    component.data_model = _lenient(type(component).data_model)  # type: ignore[attr-defined]
+    return component

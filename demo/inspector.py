@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from PIL import Image
@@ -15,6 +16,7 @@ from zoo.demo.intake import shown
 from zoo.errors import ZooError
 from zoo.introspect import autograd_nodes, forward_loss, parameter_count, parameter_shapes
 from zoo.registry import Registry
+from zoo.specs import ModelSpec
 
 NUM_CLASSES = 10
 GRAPH_NODES = 200  # the autograd graph drawn is cut here (a ResNet50's has thousands)
@@ -46,9 +48,16 @@ class Inspection:
     graph: str  # SVG in HTML
 
 
-def inspect_model(registry: Registry, name: str) -> Inspection:
+def _spec(registry: Registry, name: Any) -> ModelSpec:
+    """The registered model `name`, or a one-line ZooError naming what the user sent."""
+    if not isinstance(name, str) or name not in registry.models:
+        raise ZooError(f"no model {shown(str(name))!r}: choose one from the list")
+    return registry.model(name)
+
+
+def inspect_model(registry: Registry, name: Any) -> Inspection:
     """The module tree, parameter table and drawn autograd graph of model `name` (10 classes)."""
-    spec = registry.model(name)
+    spec = _spec(registry, name)
     model = registry.build(spec, num_classes=NUM_CLASSES)
     shapes = parameter_shapes(model)
     rows = [[param, str(list(shape)), int(torch.Size(shape).numel())] for param, shape in shapes]
@@ -69,10 +78,10 @@ class Gradients:
     summary: str
 
 
-def gradient_before_after(registry: Registry, name: str, parameter: str) -> Gradients:
+def gradient_before_after(registry: Registry, name: Any, parameter: Any) -> Gradients:
     """`parameter`'s gradient after `zero_grad()` and after `loss.backward()`: per-filter heat
     maps for a conv weight, a histogram otherwise."""
-    spec = registry.model(name)
+    spec = _spec(registry, name)
     model = registry.build(spec, num_classes=NUM_CLASSES)
     params = dict(model.named_parameters())
     if not isinstance(parameter, str) or parameter not in params:

@@ -23,7 +23,7 @@ from zoo.demo.classify import (
     read_upload,
     sketch_blobs,
 )
-from zoo.demo.components import ImageInput, SketchInput
+from zoo.demo.components import lenient
 from zoo.demo.examples import Example
 from zoo.demo.intake import Uploads
 from zoo.demo.results import answer_html, example_groups
@@ -115,26 +115,30 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
     with gr.Row(equal_height=False):
         with gr.Column(min_width=300):
             with gr.Tab("Image"):
-                image = ImageInput(
-                    type="filepath",
-                    sources=["upload", "clipboard", "webcam"],
-                    label="Upload, paste or take a picture",
-                    elem_id="upload",
-                    height=300,
-                    format="png",
+                image = lenient(
+                    gr.Image(
+                        type="filepath",
+                        sources=["upload", "clipboard", "webcam"],
+                        label="Upload, paste or take a picture",
+                        elem_id="upload",
+                        height=300,
+                        format="png",
+                    )
                 )
                 image_button = gr.Button("Classify image", variant="primary")
             with gr.Tab("Draw"):
-                sketch = SketchInput(
-                    type="filepath",
-                    format="png",
-                    canvas_size=(280, 280),
-                    brush=gr.Brush(default_size=16, colors=["#000000"], color_mode="fixed"),
-                    eraser=gr.Eraser(default_size=24),
-                    layers=False,
-                    transforms=(),
-                    label="Draw a digit: it is classified as you draw",
-                    elem_id="sketchpad",
+                sketch = lenient(
+                    gr.Sketchpad(
+                        type="filepath",
+                        format="png",
+                        canvas_size=(280, 280),
+                        brush=gr.Brush(default_size=16, colors=["#000000"], color_mode="fixed"),
+                        eraser=gr.Eraser(default_size=24),
+                        layers=False,
+                        transforms=(),
+                        label="Draw a digit: it is classified as you draw",
+                        elem_id="sketchpad",
+                    )
                 )
         with gr.Column(min_width=300):
             answer = gr.HTML(elem_id="prediction")
@@ -299,12 +303,14 @@ def compare_tab(classify: Classify) -> None:
     )
     with gr.Row(equal_height=False):
         with gr.Column(min_width=300, scale=1):
-            image = ImageInput(
-                type="filepath",
-                sources=["upload", "clipboard", "webcam"],
-                label="Upload, paste or take a picture",
-                elem_id="compare-upload",
-                height=260,
+            image = lenient(
+                gr.Image(
+                    type="filepath",
+                    sources=["upload", "clipboard", "webcam"],
+                    label="Upload, paste or take a picture",
+                    elem_id="compare-upload",
+                    height=260,
+                )
             )
             button = gr.Button("Compare every model", variant="primary")
         with gr.Column(min_width=300, scale=2):

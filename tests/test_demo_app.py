@@ -220,7 +220,7 @@ def test_inspect_lenet_as_the_tutorial(client):
 
 
 def test_unknown_model_in_inspect(client):
-    with pytest.raises(AppError, match="lenett is not in the list of choices"):
+    with pytest.raises(AppError, match="^no model 'lenett': choose one from the list$"):
         client.predict("lenett", api_name="/inspect")
 
 

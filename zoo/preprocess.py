@@ -7,13 +7,14 @@ input of an `InputSpec` on whatever device the batch is on.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from zoo.errors import ZooError
 from zoo.specs import InputSpec
@@ -21,6 +22,7 @@ from zoo.specs import InputSpec
 # ITU-R 601-2 luma, as PIL's convert("L").
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 MAX_PIXELS = 50_000_000  # images are refused above this from their header (10000x10000 is 100M)
+MAX_SIDE = 65_535  # the largest side read (JPEG's own limit)
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 
 
@@ -71,7 +73,8 @@ def pil_to_uint8(image: Image.Image, channels: int, size: int | None = None) -> 
     one box-reduced to a few times `size` (a cheap, exact-enough shortcut before the
     antialiased resize in `prepare`): no conversion touches more than that square.
     """
-    image = ImageOps.exif_transpose(image)
+    if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # else no copy is made
+        image = ImageOps.exif_transpose(image)
     if size and image.width != image.height:
         side = min(image.size)
         left, top = (image.width - side) // 2, (image.height - side) // 2
@@ -82,6 +85,8 @@ def pil_to_uint8(image: Image.Image, channels: int, size: int | None = None) -> 
         image = image.convert("L")
     elif image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode == "LAB":  # CIELAB (TIFF): PIL converts it only through littleCMS
+        image = ImageCms.applyTransform(image, _lab_to_srgb())
     if size and min(image.size) >= 4 * size:
         image = image.reduce(min(image.size) // (2 * size))
     if image.mode == "I":
@@ -100,6 +105,12 @@ def pil_to_uint8(image: Image.Image, channels: int, size: int | None = None) -> 
     return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1).contiguous()
 
 
+@functools.cache
+def _lab_to_srgb() -> ImageCms.ImageCmsTransform:
+    lab, srgb = ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB")
+    return ImageCms.buildTransform(lab, srgb, "LAB", "RGB")
+
+
 def open_image(
     source: str | Path | BinaryIO, max_pixels: int | None = MAX_PIXELS, name: str | None = None
 ) -> Image.Image:
@@ -108,7 +119,7 @@ def open_image(
 
     Only the common raster formats are read (`FORMATS`: no PostScript, no plugins that run
     tools), and only the first frame of an animation. An image of more than `max_pixels`
-    pixels is refused from its header, before it is decoded.
+    pixels, or with a side over `MAX_SIDE`, is refused from its header, before it is decoded.
     """
     name = name or str(source)
     try:
@@ -118,6 +129,10 @@ def open_image(
                 f"{name}: {image.width}x{image.height} is too large "
                 f"(more than {max_pixels:,} pixels)"
             )
+        if max(image.size) > MAX_SIDE:  # PIL keeps a pointer per row: 50M rows cost 400 MB
+            raise ZooError(
+                f"{name}: {image.width}x{image.height} is too large (a side over {MAX_SIDE:,})"
+            )
         image.load()
     except ZooError:
         raise
@@ -125,8 +140,9 @@ def open_image(
         raise ZooError(f"{name}: no such file") from None
     except UnidentifiedImageError:
         raise ZooError(f"{name}: not an image file (or not one of {', '.join(FORMATS)})") from None
-    except Image.DecompressionBombError:
-        raise ZooError(f"{name}: too many pixels (a decompression bomb?)") from None
+    except Image.DecompressionBombError:  # PIL's own cap: twice Image.MAX_IMAGE_PIXELS
+        limit = max_pixels or 2 * Image.MAX_IMAGE_PIXELS
+        raise ZooError(f"{name}: too large (more than {limit:,} pixels)") from None
     except Exception as error:  # PIL raises many types on damaged data; none is the user's to read
         cause = "truncated" if "truncated" in str(error) else "damaged or unsupported"
         raise ZooError(f"{name}: cannot read image ({cause} data)") from None
