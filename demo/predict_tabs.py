@@ -104,6 +104,20 @@ def _shown(answer: Answer) -> tuple:
 CLEARED = ("", None, None, "")
 
 
+def _image_input(elem_id: str, height: int) -> gr.Image:
+    """An image by upload, paste or webcam, its value passed to the handler as it came."""
+    return lenient(
+        gr.Image(
+            type="filepath",
+            sources=["upload", "clipboard", "webcam"],
+            label="Upload, paste or take a picture",
+            elem_id=elem_id,
+            height=height,
+            format="png",
+        )
+    )
+
+
 def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
     """The Classify tab: a model, an image or a drawing, the answer right under it with what
     the model saw and where it looked, then the examples that suit the model."""
@@ -115,16 +129,7 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
     with gr.Row(equal_height=False):
         with gr.Column(min_width=300):
             with gr.Tab("Image"):
-                image = lenient(
-                    gr.Image(
-                        type="filepath",
-                        sources=["upload", "clipboard", "webcam"],
-                        label="Upload, paste or take a picture",
-                        elem_id="upload",
-                        height=300,
-                        format="png",
-                    )
-                )
+                image = _image_input("upload", 300)
                 image_button = gr.Button("Classify image", variant="primary")
             with gr.Tab("Draw"):
                 sketch = lenient(
@@ -143,20 +148,19 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
         with gr.Column(min_width=300):
             answer = gr.HTML(elem_id="prediction")
             with gr.Row():
-                seen = gr.Image(
-                    label="What the model saw",
-                    interactive=False,
-                    format="png",
-                    min_width=140,
-                    buttons=["fullscreen"],
-                )
-                looked = gr.Image(
-                    label="Where it looked",
-                    interactive=False,
-                    format="png",
-                    min_width=140,
-                    buttons=["fullscreen"],
-                    elem_id="looked",
+                seen, looked = (
+                    gr.Image(
+                        label=label,
+                        interactive=False,
+                        format="png",
+                        min_width=140,
+                        buttons=["fullscreen"],
+                        elem_id=elem_id,
+                    )
+                    for label, elem_id in (
+                        ("What the model saw", "seen"),
+                        ("Where it looked", "looked"),
+                    )
                 )
             latency = gr.Textbox(label="Latency", interactive=False, elem_id="latency")
     galleries, sections = {}, {}
@@ -303,15 +307,7 @@ def compare_tab(classify: Classify) -> None:
     )
     with gr.Row(equal_height=False):
         with gr.Column(min_width=300, scale=1):
-            image = lenient(
-                gr.Image(
-                    type="filepath",
-                    sources=["upload", "clipboard", "webcam"],
-                    label="Upload, paste or take a picture",
-                    elem_id="compare-upload",
-                    height=260,
-                )
-            )
+            image = _image_input("compare-upload", 260)
             button = gr.Button("Compare every model", variant="primary")
         with gr.Column(min_width=300, scale=2):
             table = gr.Dataframe(

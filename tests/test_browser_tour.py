@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT
-from tests.test_browser import ARGS, CHROMIUM, draw_seven
+from tests.test_browser import draw_seven
 
 pytestmark = pytest.mark.browser
 
@@ -48,18 +48,6 @@ def examples_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def tour_examples(tmp_path_factory, tour_server) -> Path:
     return examples_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.is_file():
-        pytest.skip("no /usr/bin/chromium: run scripts/install-chromium.sh")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def open_tab(page, name: str) -> None:
