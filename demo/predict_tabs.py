@@ -34,6 +34,9 @@ MAX_BATCH_SIZE = 16  # concurrent predictions that share one forward pass
 # Every prediction event runs in this group; each decodes its own input, then waits for a
 # forward pass shared with the others (demo/batching.py), so up to a batch can run at once.
 PREDICTION = {"concurrency_id": "predict", "concurrency_limit": MAX_BATCH_SIZE}
+# The tab's own events: not in the API docs, gradio's file data taken as it comes (the intake
+# opens what is due; gradio decodes nothing, no editor layer).
+UI_EVENT = {"api_visibility": "undocumented", "preprocess": False, **PREDICTION}
 GROUPS = {"digits": "Digits, for digit models", "photos": "Photographs, for photo models"}
 COMPARE_HEADERS = ["weights file", "model", "answer", "confidence %", "unknown", "latency ms"]
 
@@ -211,28 +214,22 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
         guarded(from_image),
         [model, image],
         [*shown, source],
-        api_visibility="undocumented",
-        preprocess=False,
-        **PREDICTION,
+        **UI_EVENT,
     )
     sketch.change(
         guarded(from_drawing),
         [model, sketch],
         [*shown, source],
-        api_visibility="undocumented",
-        preprocess=False,
         trigger_mode="always_last",  # strokes made during a pass: only the last one is run
         show_progress="hidden",
-        **PREDICTION,
+        **UI_EVENT,
     )
     model.change(
         guarded(rerun),
         [model, image, sketch, source],
         [*shown, source],
-        api_visibility="undocumented",
-        preprocess=False,
         trigger_mode="always_last",
-        **PREDICTION,
+        **UI_EVENT,
     )
     model.change(refit, model, [about, *sections.values()], api_visibility="undocumented")
     for group, gallery in galleries.items():
