@@ -68,10 +68,12 @@ def calibration(logits: torch.Tensor, labels: torch.Tensor, temperature: float) 
     }
 
 
-def top_losses(logits: torch.Tensor, labels: torch.Tensor, k: int = GALLERY) -> torch.Tensor:
-    """Indices of the `k` images with the highest cross-entropy, highest first."""
+def top_losses(
+    logits: torch.Tensor, labels: torch.Tensor, k: int = GALLERY
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `k` highest cross-entropies, highest first, and the indices of their images."""
     losses = F.cross_entropy(logits, labels, reduction="none")
-    return losses.topk(min(k, len(losses))).indices
+    return losses.topk(min(k, len(losses)))
 
 
 def plot_reliability(
@@ -145,7 +147,7 @@ def write_figures(
     prefix: str = "",
 ) -> list[Path]:
     """The reliability diagram and the top-loss gallery of a test split, in `folder`."""
-    worst = top_losses(logits, labels)
+    _, worst = top_losses(logits / temperature, labels)
     probabilities = (logits[worst] / temperature).softmax(1)
     return [
         plot_reliability(folder / f"{prefix}{RELIABILITY}", logits, labels, temperature, title),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -191,6 +192,26 @@ def overlay(view: Image.Image, heatmap: torch.Tensor, alpha: float = 0.5) -> Ima
     base = np.asarray(view.convert("RGB"), dtype=np.float32) / 255
     mixed = (1 - alpha) * base + alpha * colours
     return Image.fromarray((mixed * 255).round().astype(np.uint8))
+
+
+def save_figure(
+    path: Path, image: Image.Image, view: Image.Image, heatmap: torch.Tensor, caption: str
+) -> Path:
+    """A PNG of the image as given beside the model's view with the heat overlaid."""
+    from matplotlib.figure import Figure
+
+    from zoo.runlog import save_figure as save_png
+
+    figure = Figure(figsize=(7, 3.8), layout="constrained")
+    given, seen = figure.subplots(1, 2)
+    given.imshow(image.convert("RGB"))
+    given.set_title("image", fontsize=9)
+    seen.imshow(overlay(view, heatmap).resize((224, 224), Image.Resampling.NEAREST))
+    seen.set_title("the model's view and where it looked", fontsize=9)
+    for axes in (given, seen):
+        axes.axis("off")
+    figure.suptitle(caption, fontsize=9)
+    return save_png(figure, path)
 
 
 @dataclass
