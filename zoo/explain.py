@@ -33,6 +33,7 @@ FALLBACK = "saliency"  # for weights files trained before the check existed
 DELETION_STEPS = 16
 IG_STEPS = 32
 CHUNK = 256  # inputs per forward pass in the deletion test
+ADAPTIVE_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
 @dataclass
@@ -153,13 +154,17 @@ def cam_layer(classifier: Classifier) -> tuple[nn.Module, _TokenGrid | None]:
 
 def _last_spatial_layer(model: nn.Module, channels: int, size: int) -> nn.Module | None:
     """The last module (in the order of a forward pass) whose output is a (N, C, h, w) map
-    larger than 1x1 and that runs once per pass, so a hook on it sees one tensor."""
+    larger than 1x1, that runs once per pass (so a hook on it sees one tensor) and is not the
+    adaptive pooling before a head (VGG's avgpool: its map is the features' map, resampled)."""
     finished: list[nn.Module] = []
     calls: dict[nn.Module, int] = {}
 
     def record(module: nn.Module, args: tuple, output: object) -> None:
         calls[module] = calls.get(module, 0) + 1
-        if isinstance(output, torch.Tensor) and output.dim() == 4 and output[0, 0].numel() > 1:
+        spatial = (
+            isinstance(output, torch.Tensor) and output.dim() == 4 and output[0, 0].numel() > 1
+        )
+        if spatial and not isinstance(module, ADAPTIVE_POOLS):
             finished.append(module)
 
     handles = [m.register_forward_hook(record) for m in model.modules() if m is not model]
