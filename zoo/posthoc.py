@@ -17,7 +17,9 @@ from zoo.datasets import ImageSplits
 from zoo.evaluate import image_batches
 from zoo.specs import InputSpec, ModelSpec
 
-SMALL_INPUT = 64  # models up to this input size check explanations on more test images
+# Small models (LeNet, the CIFAR CNN) check explanations on more test images than large ones,
+# whose gradients and deletion curves cost far more.
+SMALL = {"input": 64, "parameters": 1_000_000}
 CHECK_IMAGES = {True: 100, False: 16}
 
 
@@ -90,12 +92,15 @@ def fit(
 
 
 def choose_method(classifier, images: torch.Tensor, device: torch.device) -> dict[str, Any]:
-    """The method whose maps pass the deletion test most often on (up to `CHECK_IMAGES` of)
-    `images`, with every method's pass rate; methods the model cannot run are left out."""
+    """The method whose maps pass the deletion test most often on (up to `CHECK_IMAGES` of,
+    evenly spaced) `images`, with every method's pass rate; methods the model cannot run are
+    left out."""
     from zoo.errors import ZooError
     from zoo.explain import METHODS, deletion, explain
 
-    count = CHECK_IMAGES[classifier.input.size <= SMALL_INPUT]
+    parameters = sum(p.numel() for p in classifier.model.parameters())
+    small = classifier.input.size <= SMALL["input"] and parameters <= SMALL["parameters"]
+    count = CHECK_IMAGES[small]
     step = max(1, len(images) // count)
     batch = next(image_batches(images[::step][:count], classifier.input, device, count))
     rates: dict[str, float] = {}
