@@ -14,6 +14,7 @@ than for a random order of the same pixels.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ DELETION_STEPS = 16
 IG_STEPS = 32
 CHUNK = 256  # inputs per forward pass in the deletion test
 ADAPTIVE_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+_HOOKS = threading.Lock()  # captum hooks the model: one explanation at a time per process
 
 
 @dataclass
@@ -59,7 +61,8 @@ def explain(classifier: Classifier, batch: torch.Tensor, method: str | None = No
         x = batch.detach().clone()
         with torch.no_grad():
             targets = model(x).argmax(1)
-        maps = _attribute(classifier, x, targets, method)
+        with _HOOKS:
+            maps = _attribute(classifier, x, targets, method)
     return Explanation(_unit(maps.detach().float()), method)
 
 

@@ -16,6 +16,7 @@ tensors `zoo.unknown.means` (K, D) and `zoo.unknown.precision` (D, D).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -128,10 +129,16 @@ def feature_layer(model: nn.Module, spec: InputSpec, head: str) -> str:
 
 @contextmanager
 def capture_input(module: nn.Module):
-    """Collect the input of `module` in each forward pass while the block runs: yields the
-    list it appends to."""
+    """Collect the input of `module` in each forward pass this thread runs while the block
+    runs (other threads may share the model): yields the list it appends to."""
     seen: list[torch.Tensor] = []
-    handle = module.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    owner = threading.get_ident()
+
+    def record(module: nn.Module, args: tuple) -> None:
+        if threading.get_ident() == owner:
+            seen.append(args[0])
+
+    handle = module.register_forward_pre_hook(record)
     try:
         yield seen
     finally:
