@@ -24,7 +24,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
     with torch.enable_grad():
         optimizer.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 
 def nll(probabilities: torch.Tensor, labels: torch.Tensor) -> float:

@@ -14,7 +14,9 @@ than for a random order of the same pixels.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,6 +34,8 @@ FALLBACK = "saliency"  # for weights files trained before the check existed
 DELETION_STEPS = 16
 IG_STEPS = 32
 CHUNK = 256  # inputs per forward pass in the deletion test
+ADAPTIVE_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+_HOOKS = threading.Lock()  # captum hooks the model: one explanation at a time per process
 
 
 @dataclass
@@ -57,7 +61,8 @@ def explain(classifier: Classifier, batch: torch.Tensor, method: str | None = No
         x = batch.detach().clone()
         with torch.no_grad():
             targets = model(x).argmax(1)
-        maps = _attribute(classifier, x, targets, method)
+        with _HOOKS:
+            maps = _attribute(classifier, x, targets, method)
     return Explanation(_unit(maps.detach().float()), method)
 
 
@@ -152,13 +157,17 @@ def cam_layer(classifier: Classifier) -> tuple[nn.Module, _TokenGrid | None]:
 
 def _last_spatial_layer(model: nn.Module, channels: int, size: int) -> nn.Module | None:
     """The last module (in the order of a forward pass) whose output is a (N, C, h, w) map
-    larger than 1x1 and that runs once per pass, so a hook on it sees one tensor."""
+    larger than 1x1, that runs once per pass (so a hook on it sees one tensor) and is not the
+    adaptive pooling before a head (VGG's avgpool: its map is the features' map, resampled)."""
     finished: list[nn.Module] = []
     calls: dict[nn.Module, int] = {}
 
     def record(module: nn.Module, args: tuple, output: object) -> None:
         calls[module] = calls.get(module, 0) + 1
-        if isinstance(output, torch.Tensor) and output.dim() == 4 and output[0, 0].numel() > 1:
+        spatial = (
+            isinstance(output, torch.Tensor) and output.dim() == 4 and output[0, 0].numel() > 1
+        )
+        if spatial and not isinstance(module, ADAPTIVE_POOLS):
             finished.append(module)
 
     handles = [m.register_forward_hook(record) for m in model.modules() if m is not model]
@@ -191,6 +200,26 @@ def overlay(view: Image.Image, heatmap: torch.Tensor, alpha: float = 0.5) -> Ima
     base = np.asarray(view.convert("RGB"), dtype=np.float32) / 255
     mixed = (1 - alpha) * base + alpha * colours
     return Image.fromarray((mixed * 255).round().astype(np.uint8))
+
+
+def save_figure(
+    path: Path, image: Image.Image, view: Image.Image, heatmap: torch.Tensor, caption: str
+) -> Path:
+    """A PNG of the image as given beside the model's view with the heat overlaid."""
+    from matplotlib.figure import Figure
+
+    from zoo.runlog import save_figure as save_png
+
+    figure = Figure(figsize=(7, 3.8), layout="constrained")
+    given, seen = figure.subplots(1, 2)
+    given.imshow(image.convert("RGB"))
+    given.set_title("image", fontsize=9)
+    seen.imshow(overlay(view, heatmap).resize((224, 224), Image.Resampling.NEAREST))
+    seen.set_title("the model's view and where it looked", fontsize=9)
+    for axes in (given, seen):
+        axes.axis("off")
+    figure.suptitle(caption, fontsize=9)
+    return save_png(figure, path)
 
 
 @dataclass

@@ -65,7 +65,7 @@ class Classifier:
             list(meta["classes"]),
             spec,
             float(meta.get("calibration", {}).get("temperature", 1.0)),
-            UnknownDetector.from_file(meta, weights.extra_tensors(state)),
+            UnknownDetector.from_file(meta, weights.read_extra(path)),
         )
 
     @classmethod

@@ -1,8 +1,14 @@
 """The "unknown" answer: inputs unlike the training data, told apart by the Mahalanobis distance
-of their penultimate features (the head's input) to the nearest class mean, under class-
-conditional Gaussians with one shared covariance (Lee et al., 2018; the covariance estimated
-with scikit-learn's Ledoit-Wolf shrinkage). The threshold is a high quantile of the distances
-of held-out in-distribution images.
+of their features to the nearest class mean, under class-conditional Gaussians with one shared
+covariance (Lee et al., 2018; the covariance estimated with scikit-learn's Ledoit-Wolf
+shrinkage). The threshold is a high quantile of the distances of held-out in-distribution
+images.
+
+The features are the input of the model's first fully connected layer (of at most
+`MAX_FEATURES` inputs): the pooled backbone features that the head of ResNet or a timm model
+reads, or the convolutional features of LeNet, which tell photographs from digits far better
+than its penultimate 84 (on digits: 100% of photographs, crops, noise and blank images against
+98% of the crops and none of the two whole photographs).
 
 In the weights file: `meta["unknown"]` (the layer, the threshold, how it was fitted) and the
 tensors `zoo.unknown.means` (K, D) and `zoo.unknown.precision` (D, D).
@@ -10,6 +16,7 @@ tensors `zoo.unknown.means` (K, D) and `zoo.unknown.precision` (D, D).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from zoo.specs import InputSpec
+
+MAX_FEATURES = 4096
 QUANTILE = 0.99  # of the held-out distances: about 1% of in-distribution images answer unknown
 KEY = "unknown"
 
@@ -94,12 +104,41 @@ def fit(
     return detector
 
 
+def feature_layer(model: nn.Module, spec: InputSpec, head: str) -> str:
+    """The dotted name of the first `nn.Linear` a forward pass calls once, on (N, F) input with
+    F <= `MAX_FEATURES`; `head` if there is none."""
+    names = {module: name for name, module in model.named_modules()}
+    calls: list[nn.Module] = []
+
+    def record(module: nn.Module, args: tuple) -> None:
+        if args[0].dim() == 2 and module.in_features <= MAX_FEATURES:
+            calls.append(module)
+
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    handles = [m.register_forward_pre_hook(record) for m in linears]
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            model.eval()(torch.zeros(2, spec.channels, spec.size, spec.size, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    once = [m for m in calls if calls.count(m) == 1]
+    return names[once[0]] if once else head
+
+
 @contextmanager
 def capture_input(module: nn.Module):
-    """Collect the input of `module` in each forward pass while the block runs: yields the
-    list it appends to."""
+    """Collect the input of `module` in each forward pass this thread runs while the block
+    runs (other threads may share the model): yields the list it appends to."""
     seen: list[torch.Tensor] = []
-    handle = module.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    owner = threading.get_ident()
+
+    def record(module: nn.Module, args: tuple) -> None:
+        if threading.get_ident() == owner:
+            seen.append(args[0])
+
+    handle = module.register_forward_pre_hook(record)
     try:
         yield seen
     finally:

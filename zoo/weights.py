@@ -74,14 +74,25 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 
 def read(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The state dict and metadata of a zoo weights file."""
+    """The model's state dict and the metadata of a zoo weights file (no `EXTRA` tensors)."""
     with _open(path) as f:
         meta = _decode(path, f.metadata())
-        try:
-            state = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
-        except SafetensorError as error:
-            raise ZooError(f"{path}: corrupt weights file ({error})") from None
+        state = _tensors(path, f, [k for k in f.keys() if not k.startswith(EXTRA)])  # noqa: SIM118
     return state, meta
+
+
+def read_extra(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors `save` stored under the `EXTRA` prefix, without it."""
+    with _open(path) as f:
+        names = [k for k in f.keys() if k.startswith(EXTRA)]  # noqa: SIM118
+        return {k.removeprefix(EXTRA): v for k, v in _tensors(path, f, names).items()}
+
+
+def _tensors(path: str | Path, f, names: list[str]) -> dict[str, torch.Tensor]:
+    try:
+        return {key: f.get_tensor(key) for key in names}
+    except SafetensorError as error:
+        raise ZooError(f"{path}: corrupt weights file ({error})") from None
 
 
 def input_spec(meta: dict[str, Any]) -> InputSpec:
@@ -89,14 +100,9 @@ def input_spec(meta: dict[str, Any]) -> InputSpec:
     return InputSpec.from_dict(meta["input"])
 
 
-def extra_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The tensors `save` stored under the `EXTRA` prefix, without it."""
-    return {k.removeprefix(EXTRA): v for k, v in state.items() if k.startswith(EXTRA)}
-
-
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:
-    """Load `state` (less zoo's `EXTRA` tensors) into `model` strictly, or raise a ZooError
-    naming the first mismatches."""
+    """Load `state` (less zoo's `EXTRA` tensors, as a plain safetensors reader sees them) into
+    `model` strictly, or raise a ZooError naming the first mismatches."""
     state = {k: v for k, v in state.items() if not k.startswith(EXTRA)}
     expected = model.state_dict()
     problems = [f"missing {k}" for k in expected if k not in state]
