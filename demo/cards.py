@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo import runlog, weights
+from zoo import analysis, runlog, weights
 from zoo.errors import ZooError
 from zoo.introspect import parameter_count
 from zoo.registry import Registry
@@ -22,6 +22,8 @@ FEW_IMAGES_PER_CLASS = 10
 FIGURES = {
     runlog.CURVES: "Training curves",
     runlog.CONFUSION: "Confusion matrix (test split)",
+    analysis.RELIABILITY: "Reliability diagram (test split)",
+    analysis.TOP_LOSSES: "Top losses: the test images it got most wrong",
 }
 # Training settings worth showing, with their labels; the rest (device, workers, data folder)
 # say where a run happened, not what the model is.
@@ -64,6 +66,9 @@ def card(registry: Registry, path: Path, runs_dir: Path) -> Card:
         _table("Results", _result_rows(meta)),
         _table("Training", _training_rows(meta.get("settings", {}))),
     ]
+    trust = _trust_rows(meta)
+    if trust:
+        tables.append(_table("How sure, and why", trust))
     body = '<div class="card-tables">' + "".join(tables) + "</div>"
     return Card(path.name, body, weakness(meta), figures(runs_dir / path.stem))
 
@@ -121,7 +126,11 @@ def _data_rows(meta: dict[str, Any]) -> list[tuple[str, str]]:
         ("dataset", str(meta.get("dataset", "?"))),
         ("classes", f"{len(classes)}: {_short(', '.join(classes))}"),
     ]
-    for key, label in (("train_images", "training images"), ("test_images", "test images")):
+    for key, label in (
+        ("train_images", "training images"),
+        ("held_out_images", "held out (calibration, unknown)"),
+        ("test_images", "test images"),
+    ):
         if isinstance(metrics.get(key), int):
             rows.append((label, f"{metrics[key]:,}"))
     return rows
@@ -129,7 +138,7 @@ def _data_rows(meta: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _result_rows(meta: dict[str, Any]) -> list[tuple[str, str]]:
     metrics = dict(meta.get("metrics", {}))
-    for key in ("train_images", "test_images"):
+    for key in ("train_images", "held_out_images", "test_images"):
         metrics.pop(key, None)
     rows = []
     accuracy = metrics.pop("test_accuracy", None)
@@ -143,6 +152,33 @@ def _result_rows(meta: dict[str, Any]) -> list[tuple[str, str]]:
     rows += [(key.replace("_", " "), _value(key, value)) for key, value in metrics.items()]
     if meta.get("created"):
         rows.append(("created", f"{meta['created']} by zoo {meta.get('zoo_version', '?')}"))
+    return rows
+
+
+def _trust_rows(meta: dict[str, Any]) -> list[tuple[str, str]]:
+    """Calibration, the unknown-input detector and the explanation method, where recorded."""
+    rows = []
+    calibration = meta.get("calibration", {})
+    if "temperature" in calibration:
+        rows.append(("temperature", f"{calibration['temperature']:.3g}"))
+    if "ece_before" in calibration and "ece_after" in calibration:
+        ece = f"{calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after"
+        rows.append(("calibration error (ECE)", ece))
+    unknown = meta.get("unknown", {})
+    if "method" in unknown:
+        where = f" on the input of {unknown['layer']}" if "layer" in unknown else ""
+        quantile = unknown.get("quantile")
+        beyond = f", beyond the {quantile:.0%} of held-out images" if quantile else ""
+        rows.append(("unknown when", f"{unknown['method']} distance{where}{beyond}"))
+    explained = meta.get("explain", {})
+    if "method" in explained:
+        rates = explained.get("deletion_pass_rate", {})
+        passed = (
+            f" (passes the deletion test on {rates[explained['method']]:.0%})"
+            if (explained["method"] in rates)
+            else ""
+        )
+        rows.append(("where it looked", f"{explained['method']}{passed}"))
     return rows
 
 

@@ -238,7 +238,7 @@ def test_cards(registry, demo_server, tmp_path):
     assert [(path.name, caption) for path, caption in shown] == [
         ("curves.png", "Training curves"),
         ("test-confusion.png", "Confusion matrix (test split)"),
-        ("test-reliability.png", "Test reliability"),
+        ("test-reliability.png", "Reliability diagram (test split)"),
     ]
     corrupt = cards.card(registry, demo_server.weights_dir / "corrupt.safetensors", runs)
     assert "Unusable" in corrupt.html
