@@ -22,7 +22,7 @@ def top_html(top: dict[str, float]) -> str:
 
 
 def _percent(p: float) -> str:
-    return "<0.1%" if 0 < p < 0.0005 else f"{p:.1%}"
+    return "&lt;0.1%" if 0 < p < 0.0005 else f"{p:.1%}"  # HTML: "<0.1%"
 
 
 def answer_html(file: str, model: str, top: dict[str, float], unknown: bool) -> str:
@@ -31,13 +31,13 @@ def answer_html(file: str, model: str, top: dict[str, float], unknown: bool) -> 
     source = f"{html.escape(model)} <code>{html.escape(file)}</code>"
     if unknown:
         head = (
-            f'<p class="answer unknown"><b>Unknown</b>: this does not look like the images '
+            f'<p class="answer unknown" data-label="{html.escape(label)}"><b>Unknown</b>: this does not look like the images '
             f"{source} was trained on. Its best guess, not to be trusted: "
             f"{html.escape(label)} ({_percent(p)}).</p>"
         )
     else:
         head = (
-            f'<p class="answer"><b class="answer-label">{html.escape(label)}</b> '
+            f'<p class="answer" data-label="{html.escape(label)}"><b class="answer-label">{html.escape(label)}</b> '
             f"{_percent(p)} calibrated confidence, from {source}</p>"
         )
     return f'<div class="result">{head}{top_html(top)}</div>'

@@ -81,7 +81,7 @@ def test_every_tab_is_photographed(browser, tour_server, tour_examples, size):
     page.goto(tour_server)
     expect(page.locator("#examples-digits")).to_be_visible(timeout=20_000)
     page.locator("#examples-digits .thumbnail-item").nth(3).click()
-    expect(page.locator("#prediction .answer-label")).to_be_visible(timeout=20_000)
+    expect(page.locator("#prediction .answer")).to_be_visible(timeout=20_000)
     expect(page.locator("#prediction")).to_contain_text("lenet-digits.safetensors")
     expect(page.locator("#looked img")).to_be_visible()
     snap(page, f"classify-{size}")

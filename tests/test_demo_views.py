@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zoo.demo import backprop, cards, graphview, inspector
+from zoo.demo import backprop, cards, graphview, inspector, results
 from zoo.introspect import autograd_nodes
 
 
@@ -75,3 +75,26 @@ def test_gradient_pictures(registry):
     assert bias.after.size == (495, 270)
     with pytest.raises(Exception, match="lenet has no parameter 'fc9.bias'"):
         inspector.gradient_before_after(registry, "lenet", "fc9.bias")
+
+
+def test_an_answer_names_its_model_and_file_with_one_decimal():
+    top = {"3": 0.9953, "8": 0.0041, "5": 0.0004, "1": 0.00002, "0": 0.0}
+    shown = results.answer_html("lenet-digits.safetensors", "lenet on digits", top, False)
+    assert "lenet on digits <code>lenet-digits.safetensors</code>" in shown
+    assert 'data-label="3"' in shown and "99.5% calibrated confidence" in shown
+    values = [v.split("<")[0] for v in shown.split('class="top-value">')[1:]]
+    assert values == ["99.5%", "0.4%", "&lt;0.1%", "&lt;0.1%", "0.0%"]  # not four rows of "0%"
+    unknown = results.answer_html("lenet-digits.safetensors", "lenet on digits", top, True)
+    assert "<b>Unknown</b>: this does not look like the images lenet on digits" in unknown
+    assert "not to be trusted: 3 (99.5%)" in unknown
+
+
+def test_examples_suit_the_model():
+    grey = {"dataset": "digits", "input": {"channels": 1}}
+    colour = {"dataset": "imagenet", "input": {"channels": 3}}
+    assert results.example_groups(grey) == {"digits"}
+    assert results.example_groups(colour) == {"photos"}
+    assert results.example_groups({"dataset": "fashion-mnist", "input": {"channels": 1}}) == {
+        "digits",
+        "photos",
+    }
