@@ -25,7 +25,7 @@ from zoo.demo.predict_tabs import (
     error,
     guarded,
 )
-from zoo.demo.shelf import WeightsShelf
+from zoo.demo.shelf import WeightsShelf, accuracy
 from zoo.errors import ZooError
 from zoo.registry import Registry
 
@@ -41,7 +41,10 @@ def _models_tab(app: gr.Blocks, registry: Registry, shelf: WeightsShelf, runs_di
 
     @gr.render(triggers=[app.load, refresh.click])
     def _cards() -> None:
-        paths = shelf.files()
+        # The most accurate first, as the Classify tab's default; unusable files last.
+        paths = sorted(
+            shelf.files(), key=lambda path: -(accuracy(shelf.meta(path.name) or {}) or -1)
+        )
         if not paths:
             gr.Markdown(f"No weights in {shelf.folder}: `zoo train lenet` makes one.")
         for path in paths:
@@ -262,8 +265,17 @@ CSS = """
 .backprop-diagram .tall { display: none; }
 .chain-row { overflow-wrap: anywhere; margin: 6px 0; font-size: 1.05em; }
 .chain-numbers { font-family: monospace; }
+/* Compare: a table; on a phone, each row a card. */
+table.compare { width: 100%; border-collapse: collapse; }
+table.compare :is(th, td) { text-align: left; vertical-align: middle; padding: 4px 6px;
+  border-bottom: 1px solid var(--border-color-primary); overflow-wrap: anywhere; }
+table.compare img { width: 112px; height: 112px; image-rendering: pixelated; display: block; }
+.unknown-flag { background: #fff3cd; color: #664d03; border-radius: 4px; padding: 1px 6px; }
 @media (max-width: 640px) {
-  #compare-table { font-size: 0.8em; }
+  table.compare thead { display: none; }
+  table.compare :is(tr, td) { display: block; border: none; padding: 2px 0; }
+  table.compare tr { border-bottom: 1px solid var(--border-color-primary); padding: 8px 0; }
+  table.compare td[data-h]::before { content: attr(data-h) ": "; opacity: 0.7; }
   .example-gallery .grid-container { grid-template-columns: repeat(5, 1fr) !important; }
   .backprop-diagram .wide { display: none; }
   .backprop-diagram .tall { display: block; max-width: 420px; margin: auto; }

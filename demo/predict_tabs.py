@@ -26,7 +26,7 @@ from zoo.demo.classify import (
 from zoo.demo.components import lenient
 from zoo.demo.examples import Example
 from zoo.demo.intake import Uploads
-from zoo.demo.results import answer_html, example_groups
+from zoo.demo.results import answer_html, compare_html, example_groups
 from zoo.demo.shelf import WeightsShelf, accuracy, describe
 from zoo.errors import ZooError
 
@@ -297,7 +297,8 @@ def _named_endpoints(classify: Classify, model, image, sketch, read_sketch: Read
 
 
 def compare_tab(classify: Classify) -> None:
-    """The Compare tab and /compare: one image through every model on the shelf."""
+    """The Compare tab (a table that wraps on a phone, heat maps in its rows) and /compare
+    (the same rows as data, and the heat maps as a gallery)."""
     gr.Markdown(
         "One image, every model on the shelf: each one's answer, its calibrated confidence, "
         "whether it finds the image unlike its training data, its latency and where it looked."
@@ -307,47 +308,47 @@ def compare_tab(classify: Classify) -> None:
             image = _image_input("compare-upload", 260)
             button = gr.Button("Compare every model", variant="primary")
         with gr.Column(min_width=300, scale=2):
-            table = gr.Dataframe(
-                headers=COMPARE_HEADERS,
-                label="Every model's answer",
-                elem_id="compare-table",
-                wrap=True,
-                interactive=False,
-            )
-            heatmaps = gr.Gallery(
-                label="Where each model looked",
-                columns=4,
-                height="auto",
-                object_fit="contain",
-                elem_id="compare-heatmaps",
-            )
+            shown = gr.HTML(elem_id="compare-table")
+    table = gr.Dataframe(headers=COMPARE_HEADERS, visible=False)
+    heatmaps = gr.Gallery(visible=False)
 
-    def compare(given: Any) -> tuple:
-        rows, pictures = [], []
+    def compare(given: Any) -> tuple[list[list], dict[str, Image.Image]]:
+        """A row per model on offer, and each usable one's heat map by name."""
+        data, looked = [], {}
         for found in classify.compare(given, read_upload):
             if isinstance(found, ZooError):
                 name, _, why = str(found).partition(": ")
-                rows.append([name, "", f"unusable: {why}", None, None, None])
+                data.append([name, "", f"unusable: {why}", None, None, None])
                 continue
-            top_label, p = next(iter(found.top.items()))
+            label, p = next(iter(found.top.items()))
             model = found.classifier.meta["model"]
-            rows.append(
+            data.append(
                 [
                     found.name,
                     model,
-                    top_label,
+                    label,
                     round(p * 100, 1),
                     found.unknown,
                     round(found.total_ms, 1),
                 ]
             )
-            pictures.append((found.looked, f"{found.name}: {top_label}"))
-        return rows, pictures
+            looked[found.name] = found.looked
+        return data, looked
 
-    button.click(
-        guarded(compare),
-        [image],
-        [table, heatmaps],
+    def rows(given: Any) -> tuple[list[list], list[tuple]]:
+        data, looked = compare(given)
+        answers = {row[0]: row[2] for row in data}
+        return data, [(picture, f"{name}: {answers[name]}") for name, picture in looked.items()]
+
+    def show(given: Any) -> str:
+        return compare_html(*compare(given))
+
+    button.click(guarded(show), [image], [shown], **UI_EVENT)
+    gr.on(
+        triggers=[],
+        fn=guarded(rows),
+        inputs=[image],
+        outputs=[table, heatmaps],
         api_name="compare",
         preprocess=False,
         **PREDICTION,

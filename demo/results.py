@@ -4,8 +4,12 @@ the model's training images."""
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 from typing import Any
+
+from PIL import Image
 
 DIGIT_DATASETS = {"digits", "mnist"}
 
@@ -28,16 +32,17 @@ def _percent(p: float) -> str:
 def answer_html(file: str, model: str, top: dict[str, float], unknown: bool) -> str:
     """The answer, naming the model and its weights file, then the top classes."""
     label, p = next(iter(top.items()))
+    data = f'data-label="{html.escape(label)}"'
     source = f"{html.escape(model)} <code>{html.escape(file)}</code>"
     if unknown:
         head = (
-            f'<p class="answer unknown" data-label="{html.escape(label)}"><b>Unknown</b>: this does not look like the images '
+            f'<p class="answer unknown" {data}><b>Unknown</b>: this does not look like the images '
             f"{source} was trained on. Its best guess, not to be trusted: "
             f"{html.escape(label)} ({_percent(p)}).</p>"
         )
     else:
         head = (
-            f'<p class="answer" data-label="{html.escape(label)}"><b class="answer-label">{html.escape(label)}</b> '
+            f'<p class="answer" {data}><b class="answer-label">{html.escape(label)}</b> '
             f"{_percent(p)} calibrated confidence, from {source}</p>"
         )
     return f'<div class="result">{head}{top_html(top)}</div>'
@@ -54,3 +59,38 @@ def example_groups(meta: dict[str, Any] | None) -> set[str]:
     if meta["input"]["channels"] == 3:
         groups.add("photos")
     return groups or {"digits", "photos"}
+
+
+def compare_html(rows: list[list], looked: dict[str, Image.Image]) -> str:
+    """The Compare tab's table: a row per weights file (file and model, answer, confidence,
+    unknown, latency) with its heat map inline; on a phone each row becomes a card."""
+    body = []
+    for name, model, label, confidence, unknown, latency in rows:
+        file = f"<code>{html.escape(name)}</code>"
+        if confidence is None:  # an unusable file: its reason in the answer column
+            body.append(f'<tr><td>{file}</td><td colspan="5">{html.escape(label)}</td></tr>')
+            continue
+        picture = looked.get(name)
+        heat = (
+            f'<img src="{_data_url(picture)}" alt="where {html.escape(name)} looked">'
+            if (picture is not None)
+            else ""
+        )
+        flag = '<span class="unknown-flag">unknown</span>' if unknown else "no"
+        body.append(
+            f"<tr><td>{file}<br>{html.escape(model)}</td>"
+            f'<td data-h="answer"><b>{html.escape(label)}</b></td>'
+            f'<td data-h="confidence">{confidence:.1f}%</td><td data-h="unknown">{flag}</td>'
+            f'<td data-h="latency">{latency:.1f} ms</td><td>{heat}</td></tr>'
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("weights file", "answer", "confidence", "unknown", "latency", "where it looked")
+    )
+    return f'<table class="compare"><thead><tr>{head}</tr></thead>{"".join(body)}</table>'
+
+
+def _data_url(picture: Image.Image) -> str:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -96,7 +96,7 @@ def test_compare_shows_every_model(page, demo_server):
     expect(table).to_contain_text("lenet-digits.safetensors", timeout=30_000)
     expect(table).to_contain_text("imagenet/resnet18")
     expect(table).to_contain_text("unusable")  # the corrupt file says so in its row
-    expect(page.locator("#compare-heatmaps img").first).to_be_visible()
+    expect(page.locator("#compare-table img").first).to_be_visible()
 
 
 def test_bad_upload_shows_an_error(page, tmp_path):
