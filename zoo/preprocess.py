@@ -8,6 +8,7 @@ input of an `InputSpec` on whatever device the batch is on.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -87,14 +88,18 @@ def pil_to_uint8(image: Image.Image, channels: int, size: int | None = None) -> 
     return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1).contiguous()
 
 
-def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
-    """Open and fully decode an image file, or raise a one-line ZooError naming it.
+def open_image(
+    path: str | Path | BinaryIO, max_pixels: int | None = None, name: str | None = None
+) -> Image.Image:
+    """Open and fully decode an image file (or file object, called `name` in errors), or raise
+    a one-line ZooError naming it.
 
     With `max_pixels`, a larger image is refused from its header, before it is decoded.
     """
-    path = Path(path)
+    source = Path(path) if isinstance(path, str) else path
+    path = name or source
     try:
-        image = Image.open(path)
+        image = Image.open(source)
         if max_pixels and image.width * image.height > max_pixels:
             raise ZooError(
                 f"{path}: {image.width}x{image.height} is too large "
