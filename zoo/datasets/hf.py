@@ -96,16 +96,22 @@ def _open(name: str):
 
 
 def _columns(split, name: str) -> tuple[str, str]:
-    """The image column (the first of type Image) and the label column of a split."""
+    """The image column (the first of type Image) and the label column of a split: the first
+    ClassLabel, else one with a usual name, else the only other column."""
     import datasets
 
     features = split.features
     images = [c for c, kind in features.items() if isinstance(kind, datasets.Image)]
-    labels = [c for c, kind in features.items() if isinstance(kind, datasets.ClassLabel)]
-    labels = labels or [c for c in LABEL_NAMES if c in features]
-    if not images or not labels:
-        lacks = "an image column" if not images else "a label column (ClassLabel or 'label')"
-        raise ZooError(f"hf:{name} has no {lacks}; its columns: {', '.join(features)}")
+    if not images:
+        raise ZooError(f"hf:{name} has no image column; its columns: {', '.join(features)}")
+    others = [c for c in features if c != images[0]]
+    labels = [c for c in others if isinstance(features[c], datasets.ClassLabel)]
+    labels = labels or [c for c in LABEL_NAMES if c in features] or others[:1] * (len(others) == 1)
+    if not labels:
+        raise ZooError(
+            f"hf:{name} has no label column (a ClassLabel, or one named label); its columns: "
+            f"{', '.join(features)}"
+        )
     return images[0], labels[0]
 
 
