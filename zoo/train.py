@@ -1,10 +1,11 @@
 """`zoo train`: fine-tune a model on a dataset and write its self-describing weights file.
 
-One loop, read top to bottom: the data decoded once into uint8 tensors on the device; each batch
-prepared (and augmented) there; or, for a frozen backbone without augmentation, the head trained
-on features computed once. Every epoch ends with the test accuracy, a line in metrics.jsonl and
-an atomic checkpoint, from which `--resume` continues to the same final weights. Under torchrun
-each process trains on its shard and rank 0 evaluates and writes.
+One loop, read top to bottom: the data decoded once into uint8 tensors on the device, or read
+from the on-disk cache a batch ahead; each batch prepared (and augmented) there; or, for a
+frozen backbone without augmentation, the head trained on features computed once. Every epoch
+ends with the test accuracy, a line in metrics.jsonl and an atomic checkpoint, from which
+`--resume` continues to the same final weights. Under torchrun each process trains on its
+shard and rank 0 evaluates and writes.
 """
 
 from __future__ import annotations
