@@ -13,38 +13,22 @@ import os
 from pathlib import Path
 
 from zoo.datasets import cache
-from zoo.datasets.splits import ImageSplits
+from zoo.datasets.stream import cached_loader
 from zoo.errors import ZooError
 
 HELD_OUT = ("val", "test")
-
-
-def load_folder(
-    root: Path,
-    download: bool = False,
-    size: int = 224,
-    workers: int = 0,
-    cache_root: Path | None = None,
-    augment: bool = False,
-    progress: bool = False,
-    **_,
-) -> ImageSplits:
-    """The images under `root`, in either ImageFolder layout, read from the cache."""
-    from zoo.datasets.stream import read_splits
-
-    folder = prepare_folder(root, size, workers, cache_root, augment, progress)
-    return read_splits(folder, str(Path(root)))
 
 
 def prepare_folder(
     root: Path,
     size: int,
     workers: int,
-    cache_root: Path | None = None,
+    cache_root: Path,
     augment: bool = False,
     progress: bool = False,
 ) -> Path:
-    """The cache folder of the images under `root` at `size`, decoded first if need be."""
+    """The cache folder (under `cache_root`) of the images under `root` at `size` (or larger
+    for `augment`), decoded first if need be."""
     root = Path(root)
     if not root.is_dir():
         raise ZooError(f"folder dataset {root} does not exist")
@@ -67,7 +51,6 @@ def prepare_folder(
     if not files:
         raise ZooError(f"{root} has no readable images")
     stored = cache.stored_size(size, augment)
-    cache_root = cache_root or cache.cache_dir(cache.data_dir())
 
     def source():
         from datasets import Dataset
@@ -103,3 +86,6 @@ def _samples(folder: Path, classes: list[str]) -> list[tuple[str, int]]:
     return make_dataset(
         str(folder), {c: i for i, c in enumerate(classes)}, IMG_EXTENSIONS, allow_empty=True
     )
+
+
+load_folder = cached_loader(prepare_folder)

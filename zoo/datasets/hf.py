@@ -12,41 +12,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from zoo.datasets import cache
-from zoo.datasets.splits import ImageSplits
+from zoo.datasets.stream import cached_loader
 from zoo.errors import ZooError
 
 TEST_SPLITS = ("test", "validation", "valid", "val")
 LABEL_NAMES = ("label", "labels", "fine_label", "class", "target")
 
 
-def load_hf(
-    root: Path,
-    download: bool = False,
-    size: int = 224,
-    workers: int = 0,
-    cache_root: Path | None = None,
-    augment: bool = False,
-    progress: bool = False,
-    **_,
-) -> ImageSplits:
-    """The Hugging Face dataset `root` (a name or a folder), read from zoo's cache."""
-    from zoo.datasets.stream import read_splits
-
-    name = str(root)
-    return read_splits(prepare_hf(name, size, workers, cache_root, augment, progress), name)
-
-
 def prepare_hf(
-    name: str,
+    name: str | Path,
     size: int,
     workers: int,
-    cache_root: Path | None = None,
+    cache_root: Path,
     augment: bool = False,
     progress: bool = False,
 ) -> Path:
-    """The cache folder of Hugging Face dataset `name` at `size`, decoded first if need be."""
+    """The cache folder (under `cache_root`) of Hugging Face dataset `name` at `size` (or
+    larger for `augment`), decoded first if need be."""
     import datasets
 
+    name = str(name)
     with cache.progress_bars(progress):  # a download shows its own
         splits = _open(name)
     train = splits["train"] if "train" in splits else splits[next(iter(splits))]
@@ -60,7 +45,6 @@ def prepare_hf(
     classes = [str(c) for c in parts[0].features[label].names]
     stored = cache.stored_size(size, augment)
     key = cache.cache_key("hf", stored, [p._fingerprint for p in parts], image, label)
-    cache_root = cache_root or cache.cache_dir(cache.data_dir())
 
     def source():
         tables = [
@@ -132,3 +116,6 @@ def _encode_labels(parts: list, label: str) -> list:
         )
         for part in parts
     ]
+
+
+load_hf = cached_loader(prepare_hf)

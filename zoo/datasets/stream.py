@@ -14,14 +14,14 @@ import mmap
 import queue
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from zoo.datasets.cache import MANIFEST
+from zoo.datasets.cache import MANIFEST, cache_dir, data_dir
 from zoo.datasets.splits import ImageSplits, split_train_test
 from zoo.errors import ZooError
 
@@ -178,3 +178,25 @@ def read_splits(folder: Path, where: str) -> ImageSplits:
         raise ZooError(f"{where} has no readable images")
     keep = np.flatnonzero(readable)
     return replace(split_train_test(images[keep], labels[keep], classes), photos=True)
+
+
+def cached_loader(prepare: Callable[..., Path]) -> Callable[..., ImageSplits]:
+    """A `DatasetSpec.load` for a dataset kept in the cache: `prepare(root, size, workers,
+    cache_root, augment, progress)` returns its cache folder, whose splits it reads."""
+
+    def load(
+        root: Path,
+        download: bool = False,
+        size: int = 224,
+        workers: int = 0,
+        cache_root: Path | None = None,
+        augment: bool = False,
+        progress: bool = False,
+        **_,
+    ) -> ImageSplits:
+        cache_root = cache_root or cache_dir(data_dir())
+        folder = prepare(root, size, workers, cache_root, augment, progress)
+        return read_splits(folder, str(root))
+
+    load.__doc__ = prepare.__doc__
+    return load
