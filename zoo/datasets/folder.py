@@ -40,14 +40,15 @@ def prepare_folder(
         classes = _classes(root)
         parts = [(root, False)]
     rows: dict[str, list] = {"source": [], "label": [], "held_out": []}
-    files = []  # what the cache key covers: relative path, bytes, mtime
+    files = []  # what the cache key covers: path under root, bytes, mtime
+    absolute = root.resolve()
     for folder, is_held_out in parts:
-        for path, label in _samples(folder.resolve(), classes):
+        for path, label in _samples(absolute / folder.relative_to(root), classes):
             stat = os.stat(path)
             rows["source"].append(path)
             rows["label"].append(label)
             rows["held_out"].append(is_held_out)
-            files.append((os.path.relpath(path, root.resolve()), stat.st_size, stat.st_mtime_ns))
+            files.append((path[len(str(absolute)) :], stat.st_size, stat.st_mtime_ns))
     if not files:
         raise ZooError(f"{root} has no readable images")
     stored = cache.stored_size(size, augment)
@@ -59,13 +60,13 @@ def prepare_folder(
 
     return cache.prepare(
         cache_root,
-        f"folder-{root.resolve().name}",
+        f"folder-{absolute.name}",
         cache.cache_key("folder", stored, classes, files),
         source,
         stored,
         workers,
         progress,
-        {"dataset": f"folder:{root.resolve()}", "classes": classes},
+        {"dataset": f"folder:{absolute}", "classes": classes},
     )
 
 
