@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from zoo import distributed, runlog
+from zoo import analysis, distributed, posthoc, runlog
 from zoo.augment import augment, photo_augment
 from zoo.checkpoint import (
     FILENAME,
@@ -37,6 +37,7 @@ from zoo.checkpoint import (
     set_rng_state,
 )
 from zoo.datasets import ImageSplits, load_dataset
+from zoo.datasets.splits import hold_out
 from zoo.datasets.stream import batches, resident
 from zoo.errors import ZooError
 from zoo.evaluate import confusion_matrix, image_batches, per_class_accuracy, predict
@@ -173,9 +174,10 @@ class _Run:
         if run_dir is not None and ctx.is_main and not resume:
             _start_fresh(run_dir)
         self.input = config.input_spec(spec)
-        self.dataset, self.data = _load_data(registry, config, self.input.size, ctx, progress)
-        if config.trivial_augment and not self.data.photos:
+        self.dataset, data = _load_data(registry, config, self.input.size, ctx, progress)
+        if config.trivial_augment and not data.photos:
             raise ZooError(f"--trivial-augment is for photo datasets, not {config.dataset}")
+        self.data, *self.held_out = hold_out(data)  # for the temperature and unknown detector
 
         torch.manual_seed(config.seed)
         self.model = _build(registry, spec, config, len(self.data.classes))
@@ -358,13 +360,23 @@ class _Run:
         labels = data.test_labels
         accuracy = (self.predictions == labels).float().mean().item()
         confusion = confusion_matrix(labels, self.predictions, len(data.classes))
+        title = f"{self.spec.name} on {config.dataset}"
         if self.run_dir is not None and self.history:
-            title = f"{self.spec.name} on {config.dataset}"
             runlog.plot_curves(self.run_dir, self.history, title)
             runlog.plot_confusion(
                 self.run_dir, confusion, data.classes, f"{title}: test accuracy {accuracy:.2%}"
             )
         per_class = dict(zip(data.classes, per_class_accuracy(confusion), strict=True))
+        fitted = posthoc.fit(
+            self.model,
+            self.spec,
+            self.input,
+            data,
+            self.held_out,
+            self.ctx.device,
+            self.run_dir if self.history else None,
+            title,
+        )
         meta = {
             "model": self.spec.name,
             "plugin": self.spec.plugin,
@@ -375,11 +387,13 @@ class _Run:
                 "test_accuracy": accuracy,
                 "test_images": len(labels),
                 "train_images": len(data.train_labels),
+                "held_out_images": len(self.held_out[1]),
                 "per_class_accuracy": per_class,
             },
             "settings": asdict(config),
+            **fitted.meta,
         }
-        return save(out, self.model, meta)
+        return save(out, self.model, meta, fitted.tensors)
 
 
 def _check_writable(folder: Path) -> None:
@@ -394,7 +408,7 @@ def _check_writable(folder: Path) -> None:
 def _start_fresh(run_dir: Path) -> None:
     """Make sure `run_dir` is writable and holds nothing of an earlier run."""
     _check_writable(run_dir)
-    for name in (FILENAME, runlog.METRICS, runlog.CURVES, runlog.CONFUSION):
+    for name in (FILENAME, runlog.METRICS, runlog.CURVES, runlog.CONFUSION, *analysis.FIGURES):
         (run_dir / name).unlink(missing_ok=True)
 
 

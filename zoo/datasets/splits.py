@@ -59,3 +59,19 @@ def split_train_test(images: torch.Tensor, labels: torch.Tensor, classes: list[s
     n_test = round(len(labels) * TEST_FRACTION)
     test, train = order[:n_test].sort().values, order[n_test:].sort().values
     return ImageSplits(classes, images[train], labels[train], images[test], labels[test])
+
+
+HELD_OUT_FRACTION = 0.1
+
+
+def hold_out(data: ImageSplits) -> tuple[ImageSplits, torch.Tensor, torch.Tensor]:
+    """Set aside a deterministic, class-stratified `HELD_OUT_FRACTION` of the training images
+    (never trained on; for fitting the temperature and the unknown-input detector): the data
+    without them, and their images and labels. Too small a training split keeps everything."""
+    n = round(len(data.train_labels) * HELD_OUT_FRACTION)
+    if n < 1 or len(data.train_labels) - n < 1:
+        return data, data.train_images[:0], data.train_labels[:0]
+    order = _stratified_order(data.train_labels)
+    held, kept = order[:n].sort().values, order[n:].sort().values
+    rest = replace(data, train_images=data.train_images[kept], train_labels=data.train_labels[kept])
+    return rest, data.train_images[held], data.train_labels[held]

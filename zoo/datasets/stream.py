@@ -43,8 +43,9 @@ class MappedImages:
         return (len(self.rows), *self.chunks[0].shape[1:])
 
     def __getitem__(self, index) -> MappedImages:
-        """The images at `index` (a tensor or array of positions), still unread."""
-        return MappedImages(self.chunks, self.maps, self.rows[np.asarray(index)])
+        """The images at `index` (a slice, or a tensor or array of positions), still unread."""
+        rows = self.rows[index if isinstance(index, slice) else np.asarray(index)]
+        return MappedImages(self.chunks, self.maps, rows)
 
     def read(self, index=None) -> torch.Tensor:
         """The images at `index` (default: all) as one uint8 tensor."""
@@ -88,6 +89,11 @@ def _flat_values(array) -> np.ndarray:
     while pa.types.is_list(storage.type) or pa.types.is_fixed_size_list(storage.type):
         storage = storage.flatten()
     return storage.to_numpy(zero_copy_only=True)
+
+
+def pixels(images) -> torch.Tensor:
+    """Images as one uint8 tensor: in-memory ones as they are, mapped ones read."""
+    return images if isinstance(images, torch.Tensor) else images.read()
 
 
 def resident(images, device: torch.device):
