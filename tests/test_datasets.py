@@ -23,8 +23,9 @@ from zoo.weights import read_meta
 
 def test_zoo_datasets_lists_every_dataset(zoo_cli):
     result = zoo_cli("datasets --json")
-    rows = {row["name"]: row for row in json.loads(result.out)}
-    assert set(rows) == {"digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder:PATH"}
+    rows = {row["name"]: row for row in json.loads(result.out)["datasets"]}
+    names = {"digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder:PATH", "hf:PATH"}
+    assert set(rows) == names
     assert not rows["digits"]["flip"] and not rows["mnist"]["flip"] and rows["cifar10"]["flip"]
     assert "folder:PATH" in zoo_cli("datasets").out
 

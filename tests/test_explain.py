@@ -35,7 +35,8 @@ def unlike_digits() -> dict[str, list[torch.Tensor]]:
 
     rng = np.random.default_rng(0)
     photos = [
-        torch.from_numpy(p).permute(2, 0, 1).contiguous() for p in load_sample_images().images
+        torch.from_numpy(p.copy()).permute(2, 0, 1).contiguous()
+        for p in load_sample_images().images
     ]
     crops = []
     for photo in photos:

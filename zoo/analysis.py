@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo import calibrate
+from zoo.datasets.stream import pixels
 from zoo.runlog import save_figure
 
 RELIABILITY = "test-reliability.png"
@@ -153,7 +154,7 @@ def write_figures(
         plot_reliability(folder / f"{prefix}{RELIABILITY}", logits, labels, temperature, title),
         plot_top_losses(
             folder / f"{prefix}{TOP_LOSSES}",
-            images[worst],
+            pixels(images[worst]),
             labels[worst],
             probabilities,
             classes,

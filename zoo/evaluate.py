@@ -22,11 +22,14 @@ DELETION_IMAGES = 300
 
 
 def image_batches(
-    images: torch.Tensor, spec: InputSpec, device: torch.device, batch_size: int = EVAL_BATCH
+    images, spec: InputSpec, device: torch.device, batch_size: int = EVAL_BATCH
 ) -> Iterator[torch.Tensor]:
-    """uint8 images in order, as prepared model-input batches on `device`."""
-    for i in range(0, len(images), batch_size):
-        yield prepare(images[i : i + batch_size].to(device, non_blocking=True), spec)
+    """uint8 images (a tensor, or mapped from the cache) in order, as prepared model-input
+    batches on `device`."""
+    from zoo.datasets.stream import batches
+
+    for _, x in batches(images, torch.arange(len(images)), batch_size, device):
+        yield prepare(x, spec)
 
 
 @torch.inference_mode()

@@ -92,9 +92,10 @@ class DatasetSpec:
     `load(root, download, size=..., workers=...)` returns a `zoo.datasets.ImageSplits` of uint8
     images. `root` is the data folder (`--data-dir`); a dataset whose `takes_path` is true is
     named `NAME:PATH` on the command line and gets PATH as `root` instead. `size` (the model's
-    input size) and `workers` are hints for loaders that decode files of varying sizes; others
-    ignore them. `flip` says whether a mirrored image keeps its label (not so for digits), so
-    `--augment` may flip it.
+    input size), `workers`, `cache_root` (the on-disk cache's folder), `augment` (whether
+    random crops follow) and `progress` are hints for loaders that decode files of varying
+    sizes; others ignore them. `flip` says whether a mirrored image keeps its label (not so for
+    digits), so `--augment` may flip it.
     """
 
     name: str
