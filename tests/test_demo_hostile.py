@@ -180,12 +180,13 @@ def one_line(error: AppError, *secrets: Path) -> str:
 
 @pytest.fixture
 def still_serving(client, demo_server):
-    """After the case, a good digit is still classified right."""
+    """After the case, a good digit is still classified right (a 3: the 3-epoch LeNet, trained
+    on the 90% left after the held-out part, is sure of it; it takes the example 7 for a 4)."""
     yield
     label = client.predict(
-        LENET, handle_file(demo_server.examples_dir / "digit-7.png"), api_name="/predict"
+        LENET, handle_file(demo_server.examples_dir / "digit-3.png"), api_name="/predict"
     )
-    assert label["label"] == "7"
+    assert label["label"] == "3"
 
 
 @pytest.mark.usefixtures("still_serving")
