@@ -1,29 +1,45 @@
 """LeNet, as in the PyTorch "Neural Networks" tutorial: 1x32x32 input, two 5x5 convolutions and
-three fully connected layers. `print(LeNet())` gives the tutorial's module tree."""
+three fully connected layers. `print(network()())` gives the tutorial's module tree.
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+The declaration is plain data; torch is imported only when the model is built.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
 
 import zoo
 
+if TYPE_CHECKING:
+    from torch import nn
 
-class LeNet(nn.Module):
-    def __init__(self, num_classes: int = 10) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 5)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(F.relu(self.conv1(x)), (2, 2))
-        x = F.max_pool2d(F.relu(self.conv2(x)), (2, 2))
-        x = torch.flatten(x, 1)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
-        return self.fc3(x)
+@cache
+def network() -> type:
+    """The LeNet module class (defined on first use: declaring the model imports no torch)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class LeNet(nn.Module):
+        def __init__(self, num_classes: int = 10) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 6, 5)
+            self.conv2 = nn.Conv2d(6, 16, 5)
+            self.fc1 = nn.Linear(16 * 5 * 5, 120)
+            self.fc2 = nn.Linear(120, 84)
+            self.fc3 = nn.Linear(84, num_classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = F.max_pool2d(F.relu(self.conv1(x)), (2, 2))
+            x = F.max_pool2d(F.relu(self.conv2(x)), (2, 2))
+            x = torch.flatten(x, 1)
+            x = F.relu(self.fc1(x))
+            x = F.relu(self.fc2(x))
+            return self.fc3(x)
+
+    return LeNet
 
 
 @zoo.hookimpl
@@ -45,4 +61,4 @@ def zoo_models() -> list[zoo.ModelSpec]:
 def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Module | None:
     if spec.name != "lenet":
         return None
-    return LeNet(num_classes)
+    return network()(num_classes)

@@ -78,10 +78,10 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a model: module tree, parameter tensors, input spec, head, plugin."""
+    reg = registry()
+    spec = reg.model(name)  # before torch is imported: a wrong name fails at once
     from zoo.introspect import autograd_graph, forward_loss, parameter_count, parameter_shapes
 
-    reg = registry()
-    spec = reg.model(name)
     model = reg.build(spec, num_classes=classes)
     shapes = parameter_shapes(model)
     facts = {
@@ -189,6 +189,8 @@ def train(
 ) -> None:
     """Fine-tune a model; write weights/<model>-<dataset>.safetensors and runs/<run>/."""
     options = dict(locals())  # first: the options as given, None where not
+    reg = registry()
+    spec = reg.model(name)  # before torch is imported: a wrong name fails at once
     from dataclasses import fields
 
     from zoo.settings import read_settings
@@ -202,8 +204,6 @@ def train(
         key = _SETTING_OF.get(option, option)
         if key in types and value is not None:
             settings[key] = value
-    reg = registry()
-    spec = reg.model(name)
     out_folder = Path(settings.pop("out", "weights"))
     runs = Path(settings.pop("runs_dir", "runs"))
     config = TrainConfig.for_model(spec, **settings)
