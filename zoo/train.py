@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from zoo import distributed, runlog
+from zoo import distributed, runlog, threads
 from zoo.augment import augment
 from zoo.checkpoint import (
     FILENAME,
@@ -47,7 +47,7 @@ from zoo.specs import DatasetSpec, InputSpec, ModelSpec, TrainDefaults
 from zoo.weights import load_state, save
 
 # Settings a resumed run may change: they decide where it runs, not what it computes.
-RUNTIME = ("device", "workers", "data_dir", "download", "compile")
+RUNTIME = ("device", "workers", "data_dir", "download", "compile", "threads")
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class TrainConfig(TrainDefaults):
     workers: int | None = None
     data_dir: str | None = None
     download: bool = False
+    threads: int | None = None
 
     @classmethod
     def for_model(cls, spec: ModelSpec, **overrides: Any) -> TrainConfig:
@@ -75,7 +76,7 @@ class TrainConfig(TrainDefaults):
         return cls(**{**asdict(spec.defaults), **given})
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "limit", "image_size"):
+        for name in ("epochs", "batch_size", "limit", "image_size", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ZooError(f"--{name.replace('_', '-')} must be at least 1")
         if self.lr <= 0:
@@ -179,6 +180,9 @@ class _Run:
             _check_input(self.model, spec.name, self.input, ctx.device)
         self.module, self.train_x, self.test_x = self._inputs(head_module(self.model, spec))
         self.train_y = self.data.train_labels.to(ctx.device)
+        example = self.train_x[: config.batch_size]
+        example = example if self.cached else prepare(example, self.input)
+        self.threads = threads.use(config.threads, self.module, example, train=True)
 
         self.optimizer = make_optimizer(config, groups)
         shard = len(ctx.shard(torch.arange(len(self.train_y))))
@@ -284,6 +288,7 @@ class _Run:
                 "lr": self.schedule.get_last_lr()[0],
                 "images_per_s": seen / self.seconds if self.seconds else None,
                 "seconds": self.seconds,
+                "threads": self.threads,
             }
         )
         self.seconds = 0.0
