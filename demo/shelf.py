@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from zoo import weights
+from zoo import threads, weights
 from zoo.errors import ZooError
 from zoo.inference import Classifier
 from zoo.registry import Registry
@@ -84,5 +84,7 @@ class WeightsShelf:
             cached = self._loaded.get(name)
             if cached is None or cached[0] != stamp:
                 cached = (stamp, load())
+                classifier = cached[1]
+                threads.settle(classifier.model, threads.example(classifier.input, 1))
                 self._loaded[name] = cached
             return cached[1]

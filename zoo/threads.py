@@ -22,9 +22,11 @@ import torch
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.specs import InputSpec
 
 SMALL_STEP_S = 0.1  # a step at 1 thread shorter than this marks a small model: it is timed
 TRIALS = 5  # timed steps per candidate, interleaved; the median counts
+_settled = False  # whether this process's count is set (by --threads or by a measurement)
 
 
 def cores() -> int:
@@ -99,8 +101,33 @@ def choose(model: nn.Module, example: torch.Tensor, train: bool) -> int:
 
 def use(threads: int | None, model: nn.Module, example: torch.Tensor, train: bool) -> int:
     """Set torch's intra-op threads to `threads`, or to `choose(...)`'s; return the count."""
-    if threads is not None and threads < 1:
-        raise ZooError("--threads must be at least 1")
-    count = threads or choose(model, example, train)
+    if threads is not None:
+        fix(threads)
+        return threads
+    count = choose(model, example, train)
     torch.set_num_threads(count)
     return count
+
+
+def example(spec: InputSpec, batch: int) -> torch.Tensor:
+    """A batch shaped as a model's input (channels_last), to time it on."""
+    x = torch.zeros(batch, spec.channels, spec.size, spec.size)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def fix(threads: int) -> None:
+    """Use `threads` intra-op threads in this process, whatever `settle` is asked later."""
+    global _settled
+    if threads < 1:
+        raise ZooError("--threads must be at least 1")
+    torch.set_num_threads(threads)
+    _settled = True
+
+
+def settle(model: nn.Module, batch: torch.Tensor, train: bool = False) -> None:
+    """`use(None, ...)` the first time it is called in this process, unless `fix` was: for a
+    server whose models load on demand (the demo), the first model decides."""
+    global _settled
+    if not _settled:
+        _settled = True
+        use(None, model, batch, train)
