@@ -4,10 +4,10 @@ torch uses one intra-op thread per core by default. For a small model (LeNet, th
 step is a few milliseconds of small operators, and splitting them over threads costs more than
 it gains; on a shared CPU, where other processes hold some of the cores, a thread waiting for
 a core stalls every step (measured on a busy 2-core machine: LeNet trains at ~9,600 images/s
-with 1 thread, ~4,100 with 2). So zoo times a few real steps at each candidate count (1, 2,
-4, ... up to the cores this process may use) and keeps the fastest; a model whose step takes
-0.1 s or more at 1 thread keeps torch's default, as its big operators do use every core.
-`--threads N` overrides both.
+with 1 thread, ~4,100 with 2). So zoo times a few real steps at each candidate count (1, 2, 4,
+... up to torch's setting: its default, or OMP_NUM_THREADS) and keeps the fastest; a model
+whose step takes 0.1 s or more at 1 thread keeps that setting, as its big operators do use
+every core. `--threads N` overrides both.
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ def choose(model: nn.Module, example: torch.Tensor, train: bool) -> int:
     """The fastest intra-op thread count for running a small `model` on batches like
     `example` (a training step when `train`, else an inference forward); torch's default for
     large models and for other devices than the CPU."""
-    default = torch.get_num_threads()
-    if example.device.type != "cpu" or len(counts := candidates(cores())) == 1:
+    default = torch.get_num_threads()  # the most this process uses (OMP_NUM_THREADS, ...)
+    if example.device.type != "cpu" or len(counts := candidates(default)) == 1:
         return default
     trial = copy.deepcopy(model)  # batch-norm statistics and gradients stay untouched
     if train:

@@ -30,10 +30,12 @@ from zoo.augment import augment
 from zoo.checkpoint import (
     FILENAME,
     load_checkpoint,
+    load_trained,
     read_state_dict,
     rng_state,
     save_checkpoint,
     set_rng_state,
+    trained_state,
 )
 from zoo.datasets import ImageSplits, load_dataset
 from zoo.errors import ZooError
@@ -175,7 +177,7 @@ class _Run:
         groups = registry.finetune(spec, self.model, config.strategy)
         self.model.to(ctx.device, memory_format=torch.channels_last)
         if saved:  # before any features are computed from it
-            self.model.load_state_dict(saved["state_dict"])
+            load_trained(self.model, saved, run_dir / FILENAME)
         if config.image_size:
             _check_input(self.model, spec.name, self.input, ctx.device)
         self.module, self.train_x, self.test_x = self._inputs(head_module(self.model, spec))
@@ -329,7 +331,7 @@ class _Run:
             "seconds": self.seconds,
             "tally": tally,
             "history": self.history,
-            "state_dict": self.model.state_dict(),
+            **trained_state(self.model),  # the frozen rest is rebuilt as it was built
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "rng": rng_state(),
