@@ -377,6 +377,7 @@ def predict(
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads [the fastest, measured].")
     ] = None,
+    amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast.")] = False,
 ) -> None:
     """Classify image files and folders: a table, or one JSON object per line."""
     from rich.progress import MofNCompleteColumn, Progress
@@ -398,7 +399,7 @@ def predict(
     progress = Progress(*columns, console=err, transient=True, redirect_stdout=False, disable=quiet)
     with progress as bar:
         task = bar.add_task("predicting", total=len(files))
-        for path, top in classify(classifier, files, k=top_k, batch_size=batch_size):
+        for path, top in classify(classifier, files, k=top_k, batch_size=batch_size, amp=amp):
             bar.advance(task)
             if isinstance(top, ZooError):
                 skipped += 1
