@@ -7,6 +7,7 @@ safetensors: loading never runs code from a file. Checkpoints are written atomic
 from __future__ import annotations
 
 import io
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -81,26 +82,33 @@ def _torch_load(path: Path) -> Any:
         raise ZooError(f"{path}: cannot load it safely (weights_only): {cause}") from None
 
 
-def trained_state(model: torch.nn.Module) -> dict[str, Any]:
+def trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """What a checkpoint keeps of `model`: the state-dict entries training changes (trainable
-    parameters, and the buffers of the modules that hold one), and a checksum of the rest,
-    which a resumed run rebuilds as the run first built it (same seed, pretrained weights or
-    --init-from file). For VGG16 `head`: its 9.4 MB head rather than the 58 MB model."""
+    parameters, and the buffers of the modules that hold one). The frozen rest is rebuilt by a
+    resumed run as the run first built it (same seed, pretrained weights or --init-from file)
+    and checked against `frozen_checksum`. For VGG16 `head`: its 9.4 MB head, not 58 MB."""
     trained = _trained_keys(model)
-    state = model.state_dict()
-    return {
-        "state_dict": {key: value for key, value in state.items() if key in trained},
-        "frozen_checksum": _checksum([v for k, v in state.items() if k not in trained]),
-    }
+    return {key: value for key, value in model.state_dict().items() if key in trained}
+
+
+def frozen_checksum(model: torch.nn.Module) -> int:
+    """A CRC-32 of the state-dict entries `trained_state` leaves out (names and exact bytes):
+    it tells a changed backbone from the same one, fast (VGG16's 58 MB in about 0.1 s)."""
+    trained = _trained_keys(model)
+    crc = 0
+    for key, value in model.state_dict().items():
+        if key not in trained:
+            crc = zlib.crc32(key.encode(), crc)
+            data = value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+            crc = zlib.crc32(data, crc)
+    return crc
 
 
 def load_trained(model: torch.nn.Module, saved: dict[str, Any], path: Path) -> None:
     """Load what `trained_state` kept into `model`, rebuilt as before; a ZooError if its
     frozen part differs from the one the checkpoint was trained with."""
-    state = model.state_dict()
     kept = saved["state_dict"]
-    frozen = [value for key, value in state.items() if key not in kept]
-    if _checksum(frozen) != saved["frozen_checksum"] or not kept.keys() <= state.keys():
+    if frozen_checksum(model) != saved["frozen"] or kept.keys() != _trained_keys(model):
         raise ZooError(
             f"{path}: the model rebuilt for resuming differs from the one it was trained from "
             "(other pretrained weights or --init-from file?)"
@@ -117,7 +125,3 @@ def _trained_keys(model: torch.nn.Module) -> set[str]:
             keys |= {prefix + n for n, _ in own}
             keys |= {prefix + n for n, _ in module.named_buffers(recurse=False)}
     return keys
-
-
-def _checksum(tensors: list[torch.Tensor]) -> float:
-    return sum(float(t.detach().double().sum()) for t in tensors)

@@ -29,6 +29,7 @@ from zoo import distributed, runlog, threads
 from zoo.augment import augment
 from zoo.checkpoint import (
     FILENAME,
+    frozen_checksum,
     load_checkpoint,
     load_trained,
     read_state_dict,
@@ -178,6 +179,7 @@ class _Run:
         self.model.to(ctx.device, memory_format=torch.channels_last)
         if saved:  # before any features are computed from it
             load_trained(self.model, saved, run_dir / FILENAME)
+        self.frozen = frozen_checksum(self.model)
         if config.image_size:
             _check_input(self.model, spec.name, self.input, ctx.device)
         self.module, self.train_x, self.test_x = self._inputs(head_module(self.model, spec))
@@ -331,7 +333,8 @@ class _Run:
             "seconds": self.seconds,
             "tally": tally,
             "history": self.history,
-            **trained_state(self.model),  # the frozen rest is rebuilt as it was built
+            "state_dict": trained_state(self.model),  # the frozen rest is rebuilt on resume
+            "frozen": self.frozen,
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "rng": rng_state(),
