@@ -50,8 +50,15 @@ def zoo_models() -> list[zoo.ModelSpec]:
             summary="LeNet of the PyTorch tutorial: 2 convs + 3 linear layers, 1x32x32 input",
             input=zoo.InputSpec(channels=1, size=32, mean=(0.5,), std=(0.5,)),
             head="fc3",
+            # Tuned for time to 98.5% on digits (4 epochs, seeds 0-2) and a final >= 99.4%
+            # (99.72%; 99.44-99.72% with a tenth of the training split held out).
             defaults=zoo.TrainDefaults(
-                epochs=30, batch_size=64, lr=3e-3, weight_decay=1e-4, label_smoothing=0.1
+                epochs=30,
+                batch_size=32,
+                lr=5e-3,
+                schedule="cosine",
+                weight_decay=1e-4,
+                label_smoothing=0.1,
             ),
         )
     ]
