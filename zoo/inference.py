@@ -5,19 +5,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
 from torch import nn
-from torchvision.models import WeightsEnum
 
 from zoo import weights
 from zoo.errors import ZooError
 from zoo.preprocess import pil_to_uint8, prepare
-from zoo.pretrained import cached_file
 from zoo.registry import Registry
 from zoo.specs import InputSpec
+
+if TYPE_CHECKING:
+    from torchvision.models import WeightsEnum
 
 
 @dataclass
@@ -52,6 +53,8 @@ class Classifier:
         `weights` is the torchvision weights enum the model's plugin loads for
         `pretrained=True` (such as `ResNet18_Weights.IMAGENET1K_V1`).
         """
+        from zoo.pretrained import cached_file  # torchvision, only for its weights
+
         spec = registry.model(name)
         model = registry.build(spec, num_classes=1000, pretrained=True)
         categories = list(weights.meta["categories"])
