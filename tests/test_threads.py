@@ -19,11 +19,11 @@ def test_candidates_are_powers_of_two_and_the_cores():
 
 
 def test_fastest_keeps_the_count_with_the_shortest_steps():
-    def slower_with_threads():
-        time.sleep(0.003 * torch.get_num_threads())
+    def slower_with_threads():  # 10 ms at 1 thread, 40 ms at 2: clear of a busy CPU's jitter
+        time.sleep(0.01 * torch.get_num_threads() ** 2)
 
     def faster_with_threads():
-        time.sleep(0.008 / torch.get_num_threads())
+        time.sleep(0.04 / torch.get_num_threads() ** 2)
 
     before = torch.get_num_threads()
     assert threads.fastest(slower_with_threads, [1, 2], default=2) == 1
