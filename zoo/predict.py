@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,6 +25,15 @@ IMAGE_EXTENSIONS = frozenset(
 DECODE_THREADS = 4  # PIL releases the GIL while it decodes
 
 Decoded = torch.Tensor | ZooError  # an image, or why it could not be read
+
+
+@dataclass
+class Answer:
+    """One image's top classes {label: calibrated probability}, and whether it is unlike the
+    training data."""
+
+    top: dict[str, float]
+    unknown: bool
 
 
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
@@ -50,8 +60,8 @@ def predict(
     k: int = 5,
     batch_size: int = 32,
     amp: bool = False,
-) -> Iterator[tuple[Path, dict[str, float] | ZooError]]:
-    """Each file with its top-`k` {label: probability}, or the error that made it unreadable."""
+) -> Iterator[tuple[Path, Answer | ZooError]]:
+    """Each file with its `Answer`, or the error that made it unreadable."""
     size = classifier.input.size
 
     def decode(path: Path) -> Decoded:
@@ -63,12 +73,15 @@ def predict(
     with ThreadPoolExecutor(DECODE_THREADS) as pool:
         for batch in _decoded_batches(pool, decode, files, batch_size):
             images = [image for _, image in batch if isinstance(image, torch.Tensor)]
-            probabilities = []
+            answers = []
             if images:
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-                    inputs = prepare(torch.stack(images), classifier.input)
-                    probabilities = classifier.probabilities_of(inputs)
-            tops = iter([classifier.top(p, k) for p in probabilities])
+                    predictions = classifier.predict(prepare(torch.stack(images), classifier.input))
+                answers = [
+                    Answer(classifier.top(p, k), bool(u))
+                    for p, u in zip(predictions.probabilities, predictions.unknown, strict=True)
+                ]
+            tops = iter(answers)
             for path, image in batch:
                 yield path, next(tops) if isinstance(image, torch.Tensor) else image
 
