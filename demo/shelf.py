@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from zoo import weights
+from zoo import threads, weights
 from zoo.demo.intake import kind, shown
 from zoo.errors import ZooError
 from zoo.inference import Classifier
@@ -130,5 +130,7 @@ class WeightsShelf:
             cached = self._loaded.get(name)
             if cached is None or cached[0] != stamp:
                 cached = (stamp, load())
+                classifier = cached[1]
+                threads.settle(classifier.model, threads.example(classifier.input, 1))
                 self._loaded[name] = cached
             return cached[1]

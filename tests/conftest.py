@@ -17,6 +17,15 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ["HF_DATASETS_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_in_tmp(tmp_path_factory):
+    """zoo's cache (the timm catalog) lives under pytest's temporary folder, not in ~/.cache;
+    subprocesses inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZOO_CACHE", str(tmp_path_factory.mktemp("zoo-cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _no_plugin_path(monkeypatch):
     """Tests see only the plugins they ask for."""
