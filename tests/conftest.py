@@ -148,3 +148,28 @@ def demo_server(tmp_path_factory, lenet_weights, registry):
             yield DemoServer(f"http://127.0.0.1:{port}/", weights_dir, examples, torch_home)
         finally:
             app.close()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (its own browser download is not used)."""
+    if not CHROMIUM.is_file():
+        pytest.skip("no /usr/bin/chromium: run scripts/install-chromium.sh")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
