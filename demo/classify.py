@@ -28,7 +28,7 @@ from zoo.specs import InputSpec
 from zoo.weights import atomic_write
 
 DISPLAY_SIZE = 224  # the model's view is shown at least this large, pixels kept sharp
-DRAWING_MARGIN = 0.15  # white space kept around a drawing's ink, as in the digits set
+DRAWING_MARGIN = 0.05  # white space kept around a drawing's ink: the digits set's fill their box
 DRAWING_SIZE = 448  # a drawing is scaled down to fit this square (a 280x280 canvas is left as is)
 EMPTY_DRAWING = "the sketchpad is empty: draw a digit first"
 MAX_DRAWING_BYTES = 10_000_000  # as an upload's cap
@@ -223,7 +223,7 @@ class Classify:
     @staticmethod
     def _uint8(classifier: Classifier, decoded: Image.Image) -> torch.Tensor:
         try:
-            return classifier.to_uint8(decoded)
+            return classifier.model_image(decoded)
         except Exception:  # PIL's conversions refuse some modes, and odd EXIF data
             raise ZooError(f"a {decoded.mode} image that cannot be converted") from None
 

@@ -140,7 +140,7 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
                         type="filepath",
                         format="png",
                         canvas_size=(280, 280),
-                        brush=gr.Brush(default_size=16, colors=["#000000"], color_mode="fixed"),
+                        brush=gr.Brush(default_size=32, colors=["#000000"], color_mode="fixed"),
                         eraser=gr.Eraser(default_size=24),
                         layers=False,
                         transforms=(),

@@ -13,7 +13,7 @@ from torch import nn
 
 from zoo import weights
 from zoo.errors import ZooError
-from zoo.preprocess import pil_to_uint8, prepare
+from zoo.preprocess import pil_to_uint8, prepare, reduce_uint8, resize_uint8
 from zoo.registry import Registry
 from zoo.specs import InputSpec, ModelSpec
 from zoo.unknown import UnknownDetector, capture_input
@@ -97,6 +97,18 @@ class Classifier:
     def to_uint8(self, image: Image.Image) -> torch.Tensor:
         """A PIL image as the uint8 (C, H, W) tensor this model's preprocessing takes."""
         return pil_to_uint8(image, self.input.channels, self.input.size)
+
+    def model_image(self, image: Image.Image) -> torch.Tensor:
+        """A PIL image as this model's uint8 (C, size, size) input image, made as its training
+        images were: first reduced to the resolution they were stored at when that is below the
+        input size (the digits' 8x8, which training scales up), then resized to the input size.
+        A drawing or a photograph of a digit then looks to the model as its training digits did.
+        """
+        x = self.to_uint8(image)[None]
+        source = self.meta.get("source_size")
+        if isinstance(source, int) and source < self.input.size:
+            x = reduce_uint8(x, source)
+        return resize_uint8(x, self.input.size)[0]
 
     def inputs(self, images: list[torch.Tensor]) -> torch.Tensor:
         """The model's input batch for uint8 (C, H, W) images of any sizes."""

@@ -1,7 +1,7 @@
 """`zoo predict`: batched classification of image files and folders.
 
 Images decode on a small thread pool one batch ahead of the model, and are resized there to the
-model's input size (uint8, as `zoo.preprocess.resize_uint8` does); the main thread stacks a
+model's input size (uint8, by `Classifier.model_image`); the main thread stacks a
 batch, normalises it in one go and runs the model on it (channels_last, under inference_mode,
 bf16 autocast with `amp`).
 """
@@ -17,7 +17,7 @@ import torch
 
 from zoo.errors import ZooError
 from zoo.inference import Classifier
-from zoo.preprocess import open_image, prepare, resize_uint8
+from zoo.preprocess import open_image, prepare
 
 IMAGE_EXTENSIONS = frozenset(
     {".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"}
@@ -62,11 +62,10 @@ def predict(
     amp: bool = False,
 ) -> Iterator[tuple[Path, Answer | ZooError]]:
     """Each file with its `Answer`, or the error that made it unreadable."""
-    size = classifier.input.size
 
     def decode(path: Path) -> Decoded:
         try:
-            return resize_uint8(classifier.to_uint8(open_image(path))[None], size)[0]
+            return classifier.model_image(open_image(path))
         except ZooError as error:
             return error
 

@@ -61,6 +61,14 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
+def reduce_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> uint8 (N, C, size, size): the centre square, each output pixel the
+    mean of the pixels it covers (as the digits' 8x8 pixels count their 4x4 blocks); for
+    bringing a large image down to the resolution a model's training images were stored at."""
+    x = F.adaptive_avg_pool2d(center_square(images).float(), size)
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
 def center_square(x: torch.Tensor) -> torch.Tensor:
     """The centre square of (..., H, W) images, as a view (side min(H, W))."""
     height, width = x.shape[-2:]

@@ -396,6 +396,7 @@ class _Run:
             "plugin": self.spec.plugin,
             "classes": data.classes,
             "input": self.input.to_dict(),
+            "source_size": min(data.train_images.shape[-2:]),  # the stored images' resolution
             "dataset": config.dataset,
             "metrics": {
                 "test_accuracy": accuracy,
