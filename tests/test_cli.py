@@ -91,8 +91,20 @@ def test_bad_option_values_are_one_clear_line(zoo_cli, tmp_path):
         assert result.code == 1 and result.err.startswith(message), result.err
         assert "Traceback" not in result.err
     assert list(tmp_path.iterdir()) == []
-    result = zoo_cli("info lenet --classes many")
-    assert result.code == 2 and "Invalid value" in result.err and "Traceback" not in result.err
+
+
+def test_usage_errors_are_one_error_line_and_exit_1(zoo_cli):
+    for args, message in [
+        ("train lenet --epochs ten", "error: Invalid value for '--epochs'"),
+        ("info lenet --classes many", "error: Invalid value for '--classes'"),
+        ("list --bogus", "error: No such option: --bogus; see zoo list --help"),
+        ("train", "error: Missing argument 'name'; see zoo train --help"),
+    ]:
+        result = zoo_cli(args)
+        assert result.code == 1 and result.err.startswith(message), result.err
+        assert result.err.count("\n") == 1 and result.out == ""
+    help_ = zoo_cli("train --help")
+    assert help_.code == 0 and "--epochs" in help_.out and help_.err == ""
 
 
 def test_train_lenet_writes_self_describing_weights(zoo_cli, tmp_path):

@@ -8,7 +8,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -16,6 +16,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from zoo.errors import ZooError
+
+try:  # typer >= 0.24 ships its own copy of click, whose exceptions its parser raises
+    from typer._click import exceptions as click
+except ImportError:
+    from click import exceptions as click
 
 app = typer.Typer(
     help="A plugin-based PyTorch image-classification model zoo with a Gradio demo.",
@@ -411,14 +416,29 @@ def main() -> None:
     """The console script: runs the app, turning user errors into one line and exit code 1."""
     warnings.showwarning = _show_warning
     try:
-        app()
-    except ZooError as error:
-        err.print(f"[red]error:[/] {escape(str(error))}")
+        code = app(standalone_mode=False)
+    except click.NoArgsIsHelpError as error:
+        error.show()
+        sys.exit(0)
+    except click.UsageError as error:  # a bad option, a missing argument, ...
+        where = error.ctx.command_path if error.ctx else "zoo"
+        _error(f"{error.format_message().rstrip('.')}; see {where} --help")
+    except click.ClickException as error:
+        _error(error.format_message())
+    except typer.Abort:
+        err.print("aborted")
         sys.exit(1)
+    except ZooError as error:
+        _error(str(error))
     except OSError as error:  # a full disk, an unwritable --out, ...
         where = f": {error.filename}" if error.filename else ""
-        err.print(f"[red]error:[/] {escape(str(error.strerror or error))}{escape(where)}")
-        sys.exit(1)
+        _error(f"{error.strerror or error}{where}")
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _error(message: str) -> NoReturn:
+    err.print(f"[red]error:[/] {escape(message)}")
+    sys.exit(1)
