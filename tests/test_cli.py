@@ -126,3 +126,22 @@ def test_train_is_reproducible_with_a_seed(zoo_cli, tmp_path):
     a, b = (tmp_path / "a.safetensors", tmp_path / "b.safetensors")
     with safe_open(str(a), framework="pt") as fa, safe_open(str(b), framework="pt") as fb:
         assert all((fa.get_tensor(k) == fb.get_tensor(k)).all() for k in fa.keys())  # noqa: SIM118
+
+
+def test_home_and_variables_are_expanded_in_every_path(
+    zoo_cli, tmp_path, monkeypatch, lenet_weights
+):
+    from tests.datafiles import write_image_folder
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WEIGHTS", str(lenet_weights.parent))
+    write_image_folder(tmp_path / "photos", ["cat", "dog"], per_class=6)
+    result = zoo_cli(
+        "train lenet -d folder:~/photos --epochs 1 -q --out '$WEIGHTS/../out' --run-name home"
+    )
+    assert result.code == 0, result.err
+    assert (lenet_weights.parent.parent / "out" / "home.safetensors").is_file()
+    result = zoo_cli(f"eval '$WEIGHTS/{lenet_weights.name}' --json")
+    assert result.code == 0 and json.loads(result.out)["images"] > 0
+    result = zoo_cli("predict ~/nothing.safetensors ~/a.png")
+    assert result.err == f"error: {tmp_path / 'nothing.safetensors'}: no such weights file\n"

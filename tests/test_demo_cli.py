@@ -51,7 +51,9 @@ def test_demo_on_a_busy_port_is_one_line(zoo_cli, lenet_weights, free_port):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", free_port))
         taken.listen()
-        result = zoo_cli(["demo", "--weights-dir", str(lenet_weights.parent), "--port", str(free_port)])
+        result = zoo_cli(
+            ["demo", "--weights-dir", str(lenet_weights.parent), "--port", str(free_port)]
+        )
     assert result.code == 1
     assert result.err.startswith(f"error: cannot serve on 127.0.0.1:{free_port} (")
     assert result.err.count("\n") == 1 and "GRADIO" not in result.err

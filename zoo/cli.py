@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from zoo.errors import ZooError
+from zoo.paths import expand
 
 try:  # typer >= 0.24 ships its own copy of click, whose exceptions its parser raises
     from typer._click import exceptions as click
@@ -44,7 +45,9 @@ def _options(
     plugins_dir: Annotated[
         list[Path] | None,
         typer.Option(
-            metavar="DIR", help="A folder of .py plugin files (repeatable; also $ZOO_PLUGINS_PATH)."
+            metavar="DIR",
+            help="A folder of .py plugin files (repeatable; also $ZOO_PLUGINS_PATH).",
+            callback=expand,
         ),
     ] = None,
 ) -> None:
@@ -139,6 +142,7 @@ def run_name(model: str, dataset: str) -> str:
 
 # `zoo train` options whose setting (and TOML key) has another name.
 _SETTING_OF = {"compile_": "compile", "out_dir": "out", "name_of_run": "run_name"}
+_PATH_SETTINGS = {"data_dir", "init_from", "out", "runs_dir"}
 
 
 @app.command()
@@ -188,7 +192,10 @@ def train(
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from last.ckpt.")] = False,
     config_file: Annotated[
-        Path | None, typer.Option("--config", metavar="FILE.toml", help="Settings from a file.")
+        Path | None,
+        typer.Option(
+            "--config", metavar="FILE.toml", help="Settings from a file.", callback=expand
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -207,6 +214,8 @@ def train(
         key = _SETTING_OF.get(option, option)
         if key in types and value is not None:
             settings[key] = value
+    for key in _PATH_SETTINGS.intersection(settings):
+        settings[key] = expand(settings[key])
     reg = registry()
     spec = reg.model(name)
     out_folder = Path(settings.pop("out", "weights"))
@@ -257,11 +266,15 @@ def list_datasets(as_json: Annotated[bool, typer.Option("--json", help="Print JS
 
 @app.command("eval")
 def evaluate(
-    weights: Annotated[Path, typer.Argument(help="A .safetensors file from zoo train.")],
+    weights: Annotated[
+        Path, typer.Argument(help="A .safetensors file from zoo train.", callback=expand)
+    ],
     dataset: Annotated[
         str | None, typer.Option("--dataset", "-d", help="Default: the one it was trained on.")
     ] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Where datasets live.")] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="Where datasets live.", callback=expand)
+    ] = None,
     download: Annotated[bool, typer.Option("--download", help="Fetch the data.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
@@ -295,7 +308,9 @@ def evaluate(
 
 @app.command()
 def demo(
-    weights_dir: Annotated[Path, typer.Option(help="Weights folder.")] = Path("weights"),
+    weights_dir: Annotated[Path, typer.Option(help="Weights folder.", callback=expand)] = Path(
+        "weights"
+    ),
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535)] = 7860,
     share: Annotated[bool, typer.Option(help="Ask Gradio for a public link.")] = False,
@@ -309,14 +324,22 @@ def demo(
 @app.command("export")
 def export_model(
     weights: Annotated[
-        str, typer.Argument(metavar="WEIGHTS", help="A weights file, or a model with --pretrained.")
+        str,
+        typer.Argument(
+            metavar="WEIGHTS", help="A weights file, or a model with --pretrained.", callback=expand
+        ),
     ],
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="safetensors, onnx, torchscript, pt2, ...")
     ] = "safetensors",
     out_path: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Output file [default: WEIGHTS, the format's extension]."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output file [default: WEIGHTS, the format's extension].",
+            callback=expand,
+        ),
     ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Compare the export with PyTorch on real images.")
@@ -360,10 +383,14 @@ def export_model(
 
 @app.command()
 def predict(
-    weights: Annotated[Path, typer.Argument(metavar="WEIGHTS", help="A weights file.")],
+    weights: Annotated[
+        Path, typer.Argument(metavar="WEIGHTS", help="A weights file.", callback=expand)
+    ],
     images: Annotated[
         list[Path],
-        typer.Argument(metavar="IMAGE_OR_DIR...", help="Image files and folders (recursive)."),
+        typer.Argument(
+            metavar="IMAGE_OR_DIR...", help="Image files and folders (recursive).", callback=expand
+        ),
     ],
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes per image.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,

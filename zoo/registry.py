@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
-import os
 import fnmatch
+import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import replace
@@ -16,6 +16,7 @@ import pluggy
 
 from zoo.discovery import PluginInfo, PluginWarning, load_plugins, plugin_dirs
 from zoo.errors import ZooError
+from zoo.paths import expand
 from zoo.specs import DatasetSpec, ModelSpec
 
 
@@ -78,7 +79,7 @@ class Registry:
         if spec.takes_path != bool(path):
             usage = f"{key}:PATH" if spec.takes_path else key
             raise ZooError(f"dataset {key!r} is named as {usage!r}")
-        return spec, Path(path) if path else None
+        return spec, Path(expand(path)) if path else None
 
     def build(self, spec: ModelSpec, num_classes: int, pretrained: bool = False):
         """Build `spec`'s model through `zoo_build`."""
