@@ -60,18 +60,24 @@ def list_models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the models (a curated set, or all that match PATTERN)."""
-    specs = registry().find(pattern)
+    reg = registry()
+    specs = reg.find(pattern)
     if as_json:
         print(json.dumps([spec.to_dict() for spec in specs], indent=2))
         return
-    table = Table(box=None)
-    for column in ("model", "input", "pretrained", "plugin"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("summary")
-    for spec in specs:
-        shape = f"{spec.input.channels}x{spec.input.size}x{spec.input.size}"
-        table.add_row(spec.name, shape, "yes" if spec.pretrained else "", spec.plugin, spec.summary)
-    out.print(table)
+    if not specs:
+        raise ZooError(f"no model matches {pattern!r}{reg.did_you_mean(pattern)}")
+    rows = [
+        {
+            "model": spec.name,
+            "input": f"{spec.input.channels}x{spec.input.size}x{spec.input.size}",
+            "pretrained": "yes" if spec.pretrained else "",
+            "plugin": spec.plugin,
+            "summary": spec.summary,
+        }
+        for spec in specs
+    ]
+    _print_table(rows, wrap="summary", drop=("plugin", "pretrained"))
     if pattern is None:
         hidden = len(registry().models) - len(specs)
         if hidden:
@@ -231,6 +237,7 @@ def train(
             run_dir=runs / run,
             resume=resume,
             progress=not quiet,
+            given=settings,
         )
     except KeyboardInterrupt as interrupt:  # typer would swallow it silently
         err.print(f"interrupted: {escape(str(interrupt))}" if str(interrupt) else "interrupted")
@@ -258,10 +265,16 @@ def list_datasets(as_json: Annotated[bool, typer.Option("--json", help="Print JS
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("dataset", "augment flips", "plugin", "summary", box=None)
-    for row in rows:
-        table.add_row(row["name"], "yes" if row["flip"] else "no", row["plugin"], row["summary"])
-    out.print(table)
+    table = [
+        {
+            "dataset": row["name"],
+            "augment flips": "yes" if row["flip"] else "no",
+            "plugin": row["plugin"],
+            "summary": row["summary"],
+        }
+        for row in rows
+    ]
+    _print_table(table, wrap="summary", drop=("plugin",))
 
 
 @app.command("eval")
@@ -293,17 +306,16 @@ def evaluate(
         f"{escape(report.weights)} on {escape(report.dataset)} ({report.images} test images): "
         f"accuracy [bold]{report.accuracy:.2%}[/]"
     )
-    table = Table("class", "accuracy", "images", box=None)
-    for name, accuracy, row in zip(report.classes, report.per_class, report.confusion, strict=True):
-        table.add_row(escape(name), "-" if accuracy is None else f"{accuracy:.2%}", str(sum(row)))
-    out.print(table)
+    per_class = zip(report.classes, report.per_class, report.confusion, strict=True)
+    rows = [
+        {"class": name, "accuracy": "-" if acc is None else f"{acc:.2%}", "images": str(sum(row))}
+        for name, acc, row in per_class
+    ]
+    _print_table(rows, wrap="class")
     if len(report.classes) > 20:
         out.print("(confusion matrix of more than 20 classes: see --json)")
         return
-    matrix = Table("true \\ predicted", *map(escape, report.classes), box=None)
-    for name, row in zip(report.classes, report.confusion, strict=True):
-        matrix.add_row(escape(name), *(str(n) if n else "." for n in row))
-    out.print(matrix)
+    _print_confusion(report.classes, report.confusion)
 
 
 @app.command()
@@ -405,8 +417,7 @@ def predict(
 
     classifier = Classifier.load(registry(), weights)
     files = find_images(images)
-    ranks = min(top_k, len(classifier.classes))
-    table = Table("image", *(f"#{rank}" for rank in range(1, ranks + 1)), box=None)
+    rows: list[dict[str, str]] = []
     skipped = 0
     columns = (*Progress.get_default_columns(), MofNCompleteColumn())
     quiet = not err.is_terminal
@@ -422,13 +433,70 @@ def predict(
                 labels = [{"label": label, "probability": p} for label, p in top.items()]
                 print(json.dumps({"path": str(path), "top": labels}), flush=True)
             else:
-                table.add_row(escape(str(path)), *(f"{escape(c)} {p:.1%}" for c, p in top.items()))
+                ranked = {f"#{rank}": f"{c} {p:.1%}" for rank, (c, p) in enumerate(top.items(), 1)}
+                rows.append({"image": str(path), **ranked})
     if skipped == len(files):
         raise ZooError(f"none of the {len(files)} images could be read")
-    if not as_json:
-        out.print(table)
+    if rows:
+        _print_ranked(rows)
     if skipped:
         _warn(f"skipped {skipped} unreadable of {len(files)} images")
+
+
+def _print_table(
+    rows: list[dict[str, str]], wrap: str, drop: tuple[str, ...] = (), min_width: int = 16
+) -> None:
+    """`rows` as a table whose `wrap` column alone wraps, in at least `min_width` characters;
+    the `drop` columns are left out, in order, while the terminal (80 columns when piped) is
+    too narrow for that."""
+    columns = list(rows[0])
+    for name in drop:
+        if _width(rows, columns, wrap, min_width) <= out.width:
+            break
+        columns.remove(name)
+    table = Table(box=None, pad_edge=False)
+    for name in columns:
+        wraps = name == wrap
+        widest = max(len(name), *(len(row[name]) for row in rows))
+        table.add_column(
+            name, no_wrap=not wraps, min_width=min(min_width, widest) if wraps else None
+        )
+    for row in rows:
+        table.add_row(*(escape(row[name]) for name in columns))
+    out.print(table)
+
+
+def _print_ranked(rows: list[dict[str, str]]) -> None:
+    """Predictions as columns #1, #2, ..., or, where they do not fit, one line per rank."""
+    if _width(rows, list(rows[0]), "image", 16) > out.width:
+        rows = [
+            {"image": row["image"] if rank == "#1" else "", "rank": rank, "prediction": top}
+            for row in rows
+            for rank, top in list(row.items())[1:]
+        ]
+    _print_table(rows, wrap="image")
+
+
+def _print_confusion(classes: list[str], confusion: list[list[int]]) -> None:
+    """The confusion matrix; with class numbers as column headers when the names are too wide."""
+    cells = [[str(n) if n else "." for n in row] for row in confusion]
+    rows = [
+        {"true \\ predicted": name, **dict(zip(classes, row, strict=True))}
+        for name, row in zip(classes, cells, strict=True)
+    ]
+    if _width(rows, list(rows[0]), "", 0) > out.width:
+        rows = [
+            {"true \\ predicted": f"{i} {name}", **{str(j): n for j, n in enumerate(row)}}
+            for i, (name, row) in enumerate(zip(classes, cells, strict=True))
+        ]
+    _print_table(rows, wrap="true \\ predicted")
+
+
+def _width(rows: list[dict[str, str]], columns: list[str], wrap: str, min_width: int) -> int:
+    """The width of a table of `rows` with the `wrap` column at most `min_width` wide."""
+    widest = [max(len(name), *(len(row[name]) for row in rows)) for name in columns]
+    widths = [min(w, min_width) if c == wrap else w for c, w in zip(columns, widest, strict=True)]
+    return sum(widths) + 2 * (len(columns) - 1)
 
 
 def _warn(message: str) -> None:
