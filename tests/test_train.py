@@ -199,9 +199,9 @@ def test_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 
+    args = ["train", "lenet", "--epochs", "1", "--limit", "50", "--batch-size", "10", "-q"]
     child = zoo_process(
-        ["train", "lenet", "--epochs", "1", "--limit", "50", "--batch-size", "10", "-q"]
-        + where(tmp_path, "full"),
+        [*args, *where(tmp_path, "full")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         preexec_fn=small_disk,

@@ -65,7 +65,7 @@ class Registry:
         return [spec for name, spec in self.models.items() if fnmatch.fnmatchcase(name, pattern)]
 
     def did_you_mean(self, pattern: str) -> str:
-        """"; did you mean ...?" with the model names closest to a name or glob, or ""."""
+        """ "; did you mean ...?" with the model names closest to a name or glob, or ""."""
         return _did_you_mean(pattern.strip("*?[]"), self.models)
 
     def model(self, name: str) -> ModelSpec:
