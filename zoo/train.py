@@ -142,7 +142,8 @@ def train(
     from that checkpoint (with its settings, which the options named in `given` must not
     change). A new run touches `run_dir` only when it writes its first checkpoint, so a run
     that fails before leaves an earlier one as it was. Ctrl-C saves the checkpoint, then
-    raises KeyboardInterrupt. `given` also says whether the batch size was chosen.
+    raises KeyboardInterrupt. A batch size that is the model's default, and not in `given`,
+    is capped for small datasets (`fit_batch_size`).
     """
     started = time.perf_counter()
     ctx = distributed.setup(config.device)
@@ -202,7 +203,8 @@ class _Run:
 
         shard = len(ctx.shard(self.train_y))
         if not saved:
-            self.config = config = fit_batch_size(config, shard, "batch_size" in given)
+            chosen = "batch_size" in given or config.batch_size != spec.defaults.batch_size
+            self.config = config = fit_batch_size(config, shard, chosen)
         self.optimizer = make_optimizer(config, groups)
         self.steps = math.ceil(shard / config.batch_size)
         self.schedule = make_schedule(config, self.optimizer, self.steps * config.epochs)
