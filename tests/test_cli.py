@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 
+import pytest
+from PIL import Image
 from safetensors import safe_open
 
 from tests.test_models import LENET_TREE
@@ -145,3 +149,60 @@ def test_home_and_variables_are_expanded_in_every_path(
     assert result.code == 0 and json.loads(result.out)["images"] > 0
     result = zoo_cli("predict ~/nothing.safetensors ~/a.png")
     assert result.err == f"error: {tmp_path / 'nothing.safetensors'}: no such weights file\n"
+
+
+def zoo_lines(args: list[str], columns: int | None, table_from: int = 0) -> list[str]:
+    """`zoo ARGS`'s output lines, piped (not a terminal), with $COLUMNS set or not; those
+    from `table_from` on (the tables) fit the width."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update({"COLUMNS": str(columns)} if columns else {})
+    run = subprocess.run(
+        [sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines and max(len(line) for line in lines[table_from:]) <= (columns or 80), run.stdout
+    return lines
+
+
+@pytest.mark.parametrize("columns", [None, 80])
+def test_list_and_datasets_read_well_at_80_columns_and_piped(columns):
+    lines = zoo_lines(["list"], columns)
+    text = " ".join(" ".join(line.split()) for line in lines)
+    assert lines[0].split() == ["model", "input", "pretrained", "summary"]
+    assert "LeNet of the PyTorch tutorial: 2 convs + 3 linear layers" in text  # words whole
+    assert len(lines) <= 4 * 10 + 2  # not one character a line
+    lines = zoo_lines(["list", "timm/vit_*"], columns)
+    assert all(len(line.split()[0]) > 1 for line in lines if line.split() and line[0] != " ")
+    lines = zoo_lines(["datasets"], columns)
+    assert lines[0].split()[:3] == ["dataset", "augment", "flips"] and len(lines) <= 2 * 6 + 2
+    wide = zoo_lines(["list"], 160)
+    assert wide[0].split() == ["model", "input", "pretrained", "plugin", "summary"]
+    assert len(wide) == 1 + sum(1 for line in wide if line.startswith(("lenet", "vgg16"))) + 9
+
+
+def test_predict_and_eval_tables_fit_80_columns(zoo_cli, tmp_path):
+    from tests.datafiles import write_cifar10
+
+    write_cifar10(tmp_path / "data")
+    args = f"--data-dir {tmp_path / 'data'} --out {tmp_path}"
+    assert zoo_cli(f"train lenet -d cifar10 --epochs 1 -q {args}").code == 0
+    weights = str(tmp_path / "lenet-cifar10.safetensors")
+    for i in range(2):
+        Image.new("RGB", (40, 30), (40 * i, 90, 200)).save(tmp_path / f"photo_{i}.png")
+    lines = zoo_lines(["predict", weights, str(tmp_path), "--top-k", "10"], None)
+    assert lines[0].split() == ["image", "rank", "prediction"] and len(lines) == 1 + 2 * 10
+    assert all(re.search(r"#\d+ +\w+ \d+\.\d%$", line.rstrip()) for line in lines[1:])
+    lines = zoo_lines(["predict", weights, str(tmp_path), "--top-k", "2"], None)
+    assert lines[0].split() == ["image", "#1", "#2"] and len(lines) == 3
+    lines = zoo_lines(["eval", weights, "--data-dir", str(tmp_path / "data")], None, 1)
+    matrix = lines.index(next(line for line in lines if line.startswith("true")))
+    assert lines[matrix].split()[3:] == [str(i) for i in range(10)]
+    assert lines[matrix + 2].split()[:2] == ["1", "automobile"]
+
+
+def test_list_with_no_match_says_so(zoo_cli):
+    result = zoo_cli("list 'resnet1*9'")
+    assert result.code == 1 and result.out == ""
+    assert result.err.startswith("error: no model matches 'resnet1*9'; did you mean 'resnet18'")
+    assert zoo_cli("list 'resnet1*9' --json").out.strip() == "[]"
