@@ -445,3 +445,19 @@ def test_init_from_zoo_weights_moves_to_another_class_count(zoo_cli, tmp_path, l
     before, after = load_file(lenet_weights), load_file(tmp_path / "three.safetensors")
     assert after["fc3.weight"].shape == (3, 84)
     assert all(torch.allclose(after[k], before[k], atol=1e-6) for k in after if "fc3" not in k)
+
+
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [
+        ("lenet", "--epochs 3"),
+        ("cifar-cnn", "--epochs 3"),
+        ("vgg16", ""),  # a random frozen backbone, whose head alone learns, on all of digits
+        ("resnet18", "--image-size 32 --limit 300 --epochs 3"),  # 224 px takes minutes
+    ],
+)
+def test_every_builtin_learns_on_digits_with_its_defaults(zoo_cli, tmp_path, model, options):
+    result = zoo_cli(f"train {model} {options} --out {tmp_path} -q")
+    assert result.code == 0, result.err
+    meta = read_meta(tmp_path / f"{model}-digits.safetensors")
+    assert meta["metrics"]["test_accuracy"] > 0.3, meta["metrics"]["test_accuracy"]  # chance 0.1
