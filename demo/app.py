@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import os
 import socket
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,12 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
-from PIL import Image
 
 from zoo.demo import backprop, cards, inspector
-from zoo.demo.classify import Result, classify_batch, read_drawing, read_upload
+from zoo.demo.classify import Classify, Reader, read_drawing, read_upload
+from zoo.demo.components import lenient
 from zoo.demo.examples import default_folder, write_examples
+from zoo.demo.intake import Uploads
 from zoo.demo.shelf import WeightsShelf
 from zoo.errors import ZooError
 from zoo.registry import Registry
@@ -29,13 +31,9 @@ QUEUE_SIZE = 64  # requests waiting beyond this are refused ("queue is full")
 CONCURRENCY = 2  # events of one kind running at once (forward passes run one at a time)
 # The model's views, content-addressed, beside gradio's own files (GRADIO_TEMP_DIR).
 VIEWS = Path(gr.utils.get_upload_folder()) / "zoo-model-views"
-# Every prediction event runs in this group, one batch at a time.
-BATCHED = {
-    "batch": True,
-    "max_batch_size": MAX_BATCH_SIZE,
-    "concurrency_id": "forward",
-    "concurrency_limit": 1,
-}
+# Every prediction event runs in this group; each decodes its own input, then waits for a
+# forward pass shared with the others (demo/batching.py), so up to a batch can run at once.
+PREDICTION = {"concurrency_id": "predict", "concurrency_limit": MAX_BATCH_SIZE}
 
 
 def _error(message: str) -> gr.Error:
@@ -55,50 +53,49 @@ def _user_errors(run: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-def _batched(
-    shelf: WeightsShelf, read: Callable[[Any], Image.Image], outputs: int, views: Path
-) -> Callable[[list[str], list[Any]], tuple[list, ...]]:
-    """A gradio batch function classifying what `read` decodes, returning `outputs` lists.
+def _endpoint(classify: Classify, read: Reader, outputs: int) -> Callable[[Any, Any], Any]:
+    """A prediction event's function: the first `outputs` of (top 5, model's view, latency)."""
 
-    Gradio answers all requests of a batch with the same error: a request that fails names
-    its problem (alone in a batch, the usual case, only its own).
-    """
-
-    def run(names: list[str], inputs: list[Any]) -> tuple[list, ...]:
-        results = classify_batch(shelf, names, inputs, read, views)
-        errors = list(dict.fromkeys(str(r) for r in results if isinstance(r, ZooError)))
-        if errors:
-            prefix = "" if len(results) == 1 else "a request in this batch failed: "
-            raise _error(prefix + "; ".join(errors))
-        good: list[Result] = results  # type: ignore[assignment]
-        return tuple(list(column) for column in zip(*good, strict=True))[:outputs]
+    def run(name: Any, given: Any) -> Any:
+        try:
+            result = classify(name, given, read)
+        except ZooError as error:
+            raise _error(str(error)) from None
+        except Exception:  # a bug, not the user's doing: logged here, one line for the user
+            traceback.print_exc()
+            raise _error("the server failed on this request") from None
+        return result[0] if outputs == 1 else result[:outputs]
 
     return run
 
 
-def _classify_tab(shelf: WeightsShelf, examples: list[Path], views: Path) -> gr.Dropdown:
-    choices = shelf.choices()
+def _classify_tab(classify: Classify, examples: list[Path]) -> gr.Dropdown:
+    choices = classify.shelf.choices()
     model = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Model")
     with gr.Row():
         with gr.Column():
             with gr.Tab("Image"):
-                image = gr.Image(
-                    type="filepath",
-                    sources=["upload", "clipboard", "webcam"],
-                    label="Upload, paste or take a picture",
-                    elem_id="upload",
-                    height=320,
+                image = lenient(
+                    gr.Image(
+                        type="filepath",
+                        sources=["upload", "clipboard", "webcam"],
+                        label="Upload, paste or take a picture",
+                        elem_id="upload",
+                        height=320,
+                    )
                 )
                 image_button = gr.Button("Classify image", variant="primary")
                 gr.Examples([[str(path)] for path in examples], inputs=image, examples_per_page=12)
             with gr.Tab("Draw"):
-                sketch = gr.Sketchpad(
-                    type="filepath",
-                    format="png",
-                    canvas_size=(280, 280),
-                    brush=gr.Brush(default_size=16, colors=["#000000"], color_mode="fixed"),
-                    label="Draw a digit",
-                    elem_id="sketchpad",
+                sketch = lenient(
+                    gr.Sketchpad(
+                        type="filepath",
+                        format="png",
+                        canvas_size=(280, 280),
+                        brush=gr.Brush(default_size=16, colors=["#000000"], color_mode="fixed"),
+                        label="Draw a digit",
+                        elem_id="sketchpad",
+                    )
                 )
                 sketch_button = gr.Button("Classify drawing", variant="primary")
         with gr.Column():
@@ -106,31 +103,32 @@ def _classify_tab(shelf: WeightsShelf, examples: list[Path], views: Path) -> gr.
             seen = gr.Image(label="What the model saw", interactive=False, format="png")
             latency = gr.Textbox(label="Latency", interactive=False)
     outputs = [label, seen, latency]
-    # The image events take gradio's file data as it comes (preprocess=False): gr.Image's
-    # own decoding would fail on a bad file before the handler could say what is wrong.
+    # The prediction events take gradio's file data as it comes (preprocess=False): gradio
+    # decodes nothing (no editor layer, no unchecked file); `intake.Uploads` opens what is due.
     image_button.click(
-        _batched(shelf, read_upload, 3, views),
+        _endpoint(classify, read_upload, 3),
         [model, image],
         outputs,
         api_name="classify",
         preprocess=False,
-        **BATCHED,
+        **PREDICTION,
     )
     sketch_button.click(
-        _batched(shelf, read_drawing, 3, views),
+        _endpoint(classify, read_drawing, 3),
         [model, sketch],
         outputs,
         api_name="classify_drawing",
-        **BATCHED,
+        preprocess=False,
+        **PREDICTION,
     )
     gr.on(
         triggers=[],
-        fn=_batched(shelf, read_upload, 1, views),
+        fn=_endpoint(classify, read_upload, 1),
         inputs=[model, image],
         outputs=[label],
         api_name="predict",
         preprocess=False,
-        **BATCHED,
+        **PREDICTION,
     )
     return model
 
@@ -156,7 +154,8 @@ def _inspect_tab(registry: Registry) -> None:
     first = "lenet" if "lenet" in names else names[0]
     shown = inspector.inspect_model(registry, first)  # the tab opens on the tutorial's LeNet
     with gr.Row():
-        model = gr.Dropdown(names, value=first, label="Model")
+        # Names are checked by the handler, which answers an unknown one in a short line.
+        model = gr.Dropdown(names, value=first, label="Model", allow_custom_value=True)
         inspect_button = gr.Button("Inspect", variant="primary")
     summary = gr.Markdown(shown.summary)
     with gr.Row():
@@ -168,7 +167,11 @@ def _inspect_tab(registry: Registry) -> None:
         shown.graph, label="Autograd graph of MSELoss(model(randn), randn)", language=None
     )
     with gr.Row():
-        parameter = gr.Dropdown(**_parameter_choices(shown), label="Parameter")
+        # Any model's parameter is accepted (the choices are the shown model's, per session):
+        # a fresh client asks /gradient for resnet18's fc.bias without inspecting it first.
+        parameter = gr.Dropdown(
+            **_parameter_choices(shown), label="Parameter", allow_custom_value=True
+        )
         grad_button = gr.Button("zero_grad(), then loss.backward()")
     with gr.Row():
         before = gr.Code(label="grad after zero_grad()", language=None)
@@ -247,11 +250,14 @@ def build_app(
     weights_dir = Path(weights_dir)
     shelf = WeightsShelf(registry, weights_dir)
     runs_dir = Path(runs_dir) if runs_dir else weights_dir.absolute().parent / "runs"
-    examples = write_examples(registry, Path(examples_dir or default_folder()))
+    examples_dir = Path(examples_dir or default_folder())
+    examples = write_examples(registry, examples_dir)
+    uploads = Uploads([gr.utils.get_upload_folder(), examples_dir])
+    classify = Classify(shelf, uploads, VIEWS, MAX_BATCH_SIZE)
     with gr.Blocks(title="zoo demo", analytics_enabled=False) as app:
         gr.Markdown("# zoo\nThe model zoo's models, trained by `zoo train`, at work.")
         with gr.Tab("Classify"):
-            model = _classify_tab(shelf, examples, VIEWS)
+            model = _classify_tab(classify, examples)
         with gr.Tab("Models"):
             _models_tab(app, registry, shelf, runs_dir)
         with gr.Tab("Inspect"):

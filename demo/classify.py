@@ -1,57 +1,67 @@
 """The Classify tab's work: decode what the user gave (an upload, a paste, a webcam shot or a
-drawing), run concurrent requests as one batch per model, and show what the model saw."""
+drawing), each request alone, then classify it in a forward pass shared with the concurrent
+requests for the same model, and show what the model saw."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image, ImageOps
 
+from zoo.demo.batching import Batcher
+from zoo.demo.intake import Uploads, kind
 from zoo.demo.shelf import WeightsShelf
 from zoo.errors import ZooError
-from zoo.preprocess import open_image
+from zoo.inference import Classifier
 from zoo.specs import InputSpec
 from zoo.weights import atomic_write
 
-MAX_PIXELS = 50_000_000  # refuse larger images from their header: a 10000x10000 upload is 100M
 DISPLAY_SIZE = 224  # the model's view is shown at least this large, pixels kept sharp
 DRAWING_MARGIN = 0.15  # white space kept around a drawing's ink, as in the digits set
+DRAWING_SIZE = 448  # a drawing is scaled down to fit this square (a 280x280 canvas is left as is)
+EMPTY_DRAWING = "the sketchpad is empty: draw a digit first"
+DECODERS = 2  # requests decoding at once (a 50-megapixel image takes 150-200 MB)
 
 Result = tuple[dict[str, float], str, str]  # top-5, the model's view as a PNG file, latency
+Reader = Callable[[Uploads, Any], Image.Image]
 
 
-def read_upload(upload: str | dict[str, Any] | None) -> Image.Image:
-    """An uploaded, pasted or webcam image (a path, or gradio's file data), decoded; a ZooError
-    naming only the file if it is not a readable image."""
-    path = upload.get("path") if isinstance(upload, dict) else upload
-    if not path:
-        raise ZooError("no image: upload, paste or take a picture first")
-    name = (upload.get("orig_name") if isinstance(upload, dict) else None) or Path(path).name
-    try:
-        return open_image(path, max_pixels=MAX_PIXELS)
-    except ZooError as error:
-        raise ZooError(str(error).replace(str(Path(path)), name)) from None
+def read_upload(uploads: Uploads, given: Any) -> Image.Image:
+    """An uploaded, pasted or webcam image (gradio's file data), decoded."""
+    return uploads.open(given)
 
 
-def read_drawing(sketch: dict[str, Any] | None) -> Image.Image:
-    """A sketchpad drawing as a digit in the datasets' convention: light ink on black, cropped
-    square around the ink with a margin."""
-    composite = (sketch or {}).get("composite")
-    if not composite:
-        raise ZooError("the sketchpad is empty: draw a digit first")
-    ink = ImageOps.invert(read_upload(composite).convert("L"))
+def read_drawing(uploads: Uploads, sketch: Any) -> Image.Image:
+    """A sketchpad drawing (its `composite` only: the layers are never decoded) as a digit in
+    the datasets' convention: light ink on black, cropped square around the ink with a margin,
+    at most `DRAWING_SIZE` square."""
+    if sketch is None:
+        raise ZooError(EMPTY_DRAWING)
+    if not isinstance(sketch, dict):
+        raise ZooError(
+            f"the drawing must be a sketchpad value {{composite: image}}, not {kind(sketch)}"
+        )
+    if not sketch.get("composite"):
+        raise ZooError(EMPTY_DRAWING)
+    ink = ImageOps.invert(uploads.open(sketch["composite"]).convert("L"))
     box = ink.getbbox()
     if box is None:
-        raise ZooError("the sketchpad is empty: draw a digit first")
+        raise ZooError(EMPTY_DRAWING)
     ink = ink.crop(box)
-    side = round(max(ink.size) * (1 + 2 * DRAWING_MARGIN))
+    side = max(ink.size) * (1 + 2 * DRAWING_MARGIN)
+    scale = min(1.0, DRAWING_SIZE / side)
+    if scale < 1:  # a long thin stroke is not padded to a huge square
+        size = (max(1, round(ink.width * scale)), max(1, round(ink.height * scale)))
+        ink = ink.resize(size, Image.Resampling.BOX)
+    side = round(side * scale)
     square = Image.new("L", (side, side), 0)
     square.paste(ink, ((side - ink.width) // 2, (side - ink.height) // 2))
     return square
@@ -80,43 +90,60 @@ def save_view(image: Image.Image, folder: Path) -> str:
     return str(path)
 
 
-def classify_batch(
-    shelf: WeightsShelf,
-    names: list[str],
-    inputs: list[Any],
-    read: Callable[[Any], Image.Image],
-    views: Path,
-) -> list[Result | ZooError]:
-    """Top-5 classes, the model's view (a PNG in `views`) and the latency for each request, or
-    its error. Requests for the same model share one forward pass."""
+@dataclass
+class _Pass:
+    """What one request gets from a forward pass: its model input, its probabilities, and the
+    pass's time and size."""
+
+    x: torch.Tensor
+    probabilities: torch.Tensor
+    forward_ms: float
+    batch_size: int
+
+
+def _forward(requests: list[tuple[Classifier, torch.Tensor]]) -> list[_Pass]:
+    classifier = requests[0][0]  # a batch holds one model's requests (the batcher's key)
+    batch = classifier.inputs([image for _, image in requests])
     started = time.perf_counter()
-    results: list[Result | ZooError | None] = [None] * len(names)
-    by_model: dict[str, list[tuple[int, Image.Image]]] = defaultdict(list)
-    for i, (name, given) in enumerate(zip(names, inputs, strict=True)):
-        try:
-            image = read(given)
-        except ZooError as error:
-            results[i] = error
-            continue
-        by_model[name].append((i, image))
-    for name, requests in by_model.items():
-        try:
-            classifier = shelf.get(name)
-        except ZooError as error:
-            for i, _ in requests:
-                results[i] = error
-            continue
-        images = [classifier.to_uint8(image) for _, image in requests]
-        batch = classifier.inputs(images)
-        forward = time.perf_counter()
-        probabilities = classifier.probabilities_of(batch)
-        forward_ms = (time.perf_counter() - forward) * 1000
+    probabilities = classifier.probabilities_of(batch)
+    forward_ms = (time.perf_counter() - started) * 1000
+    return [
+        _Pass(x, p, forward_ms, len(requests)) for x, p in zip(batch, probabilities, strict=True)
+    ]
+
+
+class Classify:
+    """Classifies one request: decoded and checked alone (a bad one fails with its own
+    message), then batched with the concurrent requests for the same model."""
+
+    def __init__(self, shelf: WeightsShelf, uploads: Uploads, views: Path, max_batch: int):
+        self.shelf = shelf
+        self.uploads = uploads
+        self.views = views
+        self._batcher = Batcher(_forward, max_batch)
+        self._decoding = threading.BoundedSemaphore(DECODERS)
+
+    def __call__(self, name: Any, given: Any, read: Reader) -> Result:
+        """Top-5 classes, the model's view (a PNG in `views`) and the latency, or a ZooError
+        naming only what the user sent."""
+        started = time.perf_counter()
+        classifier = self.shelf.get(name)
+        image = self._decode(classifier, read, given)
+        done = self._batcher(id(classifier), (classifier, image))
+        view = save_view(model_view(done.x, classifier.input), self.views)
         total_ms = (time.perf_counter() - started) * 1000
         latency = (
-            f"{total_ms:.1f} ms in all; the forward pass took {forward_ms:.1f} ms "
-            f"for a batch of {len(images)}"
+            f"{total_ms:.1f} ms in all; the forward pass took {done.forward_ms:.1f} ms "
+            f"for a batch of {done.batch_size}"
         )
-        for (i, _), x, p in zip(requests, batch, probabilities, strict=True):
-            view = save_view(model_view(x, classifier.input), views)
-            results[i] = (classifier.top(p, k=5), view, latency)
-    return results  # type: ignore[return-value]
+        return classifier.top(done.probabilities, k=5), view, latency
+
+    def _decode(self, classifier: Classifier, read: Reader, given: Any) -> torch.Tensor:
+        """The model's uint8 image of `given`; the decoded file is freed before the request
+        waits for its forward pass."""
+        with self._decoding:
+            decoded = read(self.uploads, given)
+            try:
+                return classifier.to_uint8(decoded)
+            except Exception:  # PIL's conversions refuse some modes, and odd EXIF data
+                raise ZooError(f"a {decoded.mode} image that cannot be converted") from None

@@ -3,11 +3,13 @@ the file changes), plus torchvision's ImageNet ResNet18 when its weights are in 
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
 
 from zoo import weights
+from zoo.demo.intake import kind, shown
 from zoo.errors import ZooError
 from zoo.inference import Classifier
 from zoo.registry import Registry
@@ -64,17 +66,32 @@ class WeightsShelf:
             usable.append((label, IMAGENET_RESNET18))
         return usable + unusable
 
-    def get(self, name: str | None) -> Classifier:
-        """The classifier called `name`, or a ZooError saying why there is none."""
-        if not name:
+    def names(self) -> list[str]:
+        """The names `choices` offers: the folder's files, and ImageNet's ResNet18 if cached."""
+        files = [path.name for path in self.files()]
+        return [*files, IMAGENET_RESNET18] if self.has_imagenet() else files
+
+    def get(self, name: Any) -> Classifier:
+        """The classifier called `name`, one of `names()`, or a ZooError saying why there is
+        none that names only what the user sent (no server path, nothing downloaded)."""
+        if name is None or name == "":
             raise ZooError("choose a model first (no weights found? run `zoo train lenet`)")
+        if not isinstance(name, str):
+            raise ZooError(f"the model must be a weights file name, not {kind(name)}")
+        unknown = ZooError(f"no weights file {shown(name)!r} in the demo's weights folder")
+        if name not in self.names():
+            raise unknown
         if name == IMAGENET_RESNET18:
             return self._cached(name, 0.0, self._imagenet)
         path = self.folder / name
-        if path.parent != self.folder or not path.is_file():
-            raise ZooError(f"no weights file {name!r} in {self.folder}")
-        stamp = path.stat().st_mtime
-        return self._cached(name, stamp, lambda: Classifier.load(self.registry, path))
+        try:
+            stamp = path.stat().st_mtime
+            return self._cached(name, stamp, lambda: Classifier.load(self.registry, path))
+        except FileNotFoundError:  # removed since it was listed
+            raise unknown from None
+        except ZooError as error:  # its message without the server's path or a cause's text
+            message = str(error).replace(str(path), name).splitlines()[0]
+            raise ZooError(re.sub(r" \([^()]*\)$", "", message)) from None
 
     def _imagenet(self) -> Classifier:
         return Classifier.imagenet(self.registry, "resnet18", _imagenet_weights())

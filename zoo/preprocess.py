@@ -7,68 +7,86 @@ input of an `InputSpec` on whatever device the batch is on.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from zoo.errors import ZooError
 from zoo.specs import InputSpec
 
 # ITU-R 601-2 luma, as PIL's convert("L").
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+MAX_PIXELS = 50_000_000  # images are refused above this from their header (10000x10000 is 100M)
+MAX_SIDE = 65_535  # the largest side read (JPEG's own limit)
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 
 
 def prepare(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     """uint8 (N, C, H, W) images -> normalised float (N, spec.channels, size, size).
 
-    Channels are matched (grey repeated to RGB, RGB to luma), the shorter side is resized to
-    `spec.size` and the centre cropped square, then `spec.mean`/`spec.std` applied. The result
-    is channels_last, which convnets run fastest in.
+    The centre square is cropped, channels are matched (grey repeated to RGB, RGB to luma) and
+    the square resized to `spec.size`, then `spec.mean`/`spec.std` applied. Cropping first
+    bounds the work by the square, whatever the aspect ratio (a 1x5000 strip costs a 1x1
+    crop, never a 32x160000 upscale). The result is channels_last, which convnets run fastest in.
     """
+    images = center_square(images)
     x = images.float().div_(255) if images.dtype == torch.uint8 else images.float()
     if x.shape[1] != spec.channels:
         x = x.expand(-1, 3, -1, -1) if spec.channels == 3 else (x * _LUMA.to(x.device)).sum(1, True)
-    x = _resize_center_crop(x, spec.size)
+    x = _resize_square(x, spec.size)
     mean = torch.tensor(spec.mean, device=x.device).view(1, -1, 1, 1)
     std = torch.tensor(spec.std, device=x.device).view(1, -1, 1, 1)
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
 def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> uint8 (N, C, size, size), resized and cropped as `prepare` does;
+    """uint8 (N, C, H, W) -> uint8 (N, C, size, size), cropped and resized as `prepare` does;
     for storing images of varying sizes in one tensor."""
-    x = _resize_center_crop(images.float(), size)
+    x = _resize_square(center_square(images).float(), size)
     return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def _resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+def center_square(x: torch.Tensor) -> torch.Tensor:
+    """The centre square of (..., H, W) images, as a view (side min(H, W))."""
     height, width = x.shape[-2:]
-    if (height, width) == (size, size):
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return x[..., top : top + side, left : left + side]
+
+
+def _resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
+    if x.shape[-1] == size:
         return x
-    scale = size / min(height, width)
-    new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
-    x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    return x[..., top : top + size, left : left + size]
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
 def pil_to_uint8(image: Image.Image, channels: int, size: int | None = None) -> torch.Tensor:
     """A PIL image of any mode -> uint8 (C, H, W) with `channels` channels.
 
     Transparency is flattened onto white, 16-bit and CMYK images are converted, EXIF rotation
-    applied. With `size`, a very large image is first box-reduced to a few times `size` (a
-    cheap, exact-enough shortcut before the antialiased resize in `prepare`).
+    applied. With `size`, the centre square that `prepare` keeps is cropped first, and a large
+    one box-reduced to a few times `size` (a cheap, exact-enough shortcut before the
+    antialiased resize in `prepare`): no conversion touches more than that square.
     """
-    image = ImageOps.exif_transpose(image)
+    if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # else no copy is made
+        image = ImageOps.exif_transpose(image)
+    if size and image.width != image.height:
+        side = min(image.size)
+        left, top = (image.width - side) // 2, (image.height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
     if image.mode.startswith("I;16"):  # modes that Image.reduce refuses
         image = image.convert("I")
     elif image.mode == "1":
         image = image.convert("L")
     elif image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode == "LAB":  # CIELAB (TIFF): PIL converts it only through littleCMS
+        image = ImageCms.applyTransform(image, _lab_to_srgb())
     if size and min(image.size) >= 4 * size:
         image = image.reduce(min(image.size) // (2 * size))
     if image.mode == "I":
@@ -87,24 +105,45 @@ def pil_to_uint8(image: Image.Image, channels: int, size: int | None = None) -> 
     return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1).contiguous()
 
 
-def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
-    """Open and fully decode an image file, or raise a one-line ZooError naming it.
+@functools.cache
+def _lab_to_srgb() -> ImageCms.ImageCmsTransform:
+    lab, srgb = ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB")
+    return ImageCms.buildTransform(lab, srgb, "LAB", "RGB")
 
-    With `max_pixels`, a larger image is refused from its header, before it is decoded.
+
+def open_image(
+    source: str | Path | BinaryIO, max_pixels: int | None = MAX_PIXELS, name: str | None = None
+) -> Image.Image:
+    """Open and fully decode an image file (a path or an open binary file), or raise a one-line
+    ZooError naming it (`name`, default the path).
+
+    Only the common raster formats are read (`FORMATS`: no PostScript, no plugins that run
+    tools), and only the first frame of an animation. An image of more than `max_pixels`
+    pixels, or with a side over `MAX_SIDE`, is refused from its header, before it is decoded.
     """
-    path = Path(path)
+    name = name or str(source)
     try:
-        image = Image.open(path)
+        image = Image.open(source, formats=FORMATS)
         if max_pixels and image.width * image.height > max_pixels:
             raise ZooError(
-                f"{path}: {image.width}x{image.height} is too large "
+                f"{name}: {image.width}x{image.height} is too large "
                 f"(more than {max_pixels:,} pixels)"
             )
+        if max(image.size) > MAX_SIDE:  # PIL keeps a pointer per row: 50M rows cost 400 MB
+            raise ZooError(
+                f"{name}: {image.width}x{image.height} is too large (a side over {MAX_SIDE:,})"
+            )
         image.load()
+    except ZooError:
+        raise
     except FileNotFoundError:
-        raise ZooError(f"{path}: no such file") from None
+        raise ZooError(f"{name}: no such file") from None
     except UnidentifiedImageError:
-        raise ZooError(f"{path}: not an image file") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise ZooError(f"{path}: cannot read image ({error})") from None
+        raise ZooError(f"{name}: not an image file (or not one of {', '.join(FORMATS)})") from None
+    except Image.DecompressionBombError:  # PIL's own cap: twice Image.MAX_IMAGE_PIXELS
+        limit = max_pixels or 2 * Image.MAX_IMAGE_PIXELS
+        raise ZooError(f"{name}: too large (more than {limit:,} pixels)") from None
+    except Exception as error:  # PIL raises many types on damaged data; none is the user's to read
+        cause = "truncated" if "truncated" in str(error) else "damaged or unsupported"
+        raise ZooError(f"{name}: cannot read image ({cause} data)") from None
     return image

@@ -1,0 +1,382 @@
+"""The demo tried as a hostile client would, through gradio_client against one in-process
+server: made-up paths, symlinks, FIFOs, bombs, damaged and odd files, wrong types, traversal
+names. Each case gets a one-line message naming only what was sent (or a correct answer),
+and the server still classifies a good digit after it."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import struct
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image, ImageDraw
+
+LENET = "lenet-digits.safetensors"
+DIGITS = [str(d) for d in range(10)]
+
+
+@pytest.fixture(scope="module")
+def client(demo_server) -> Client:
+    return Client(demo_server.url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def upload_folder(demo_server) -> Path:
+    """A folder inside gradio's upload folder, for the files a local attacker could plant."""
+    folder = Path(gr.utils.get_upload_folder()) / f"zoo-hostile-{os.getpid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims `width` x `height` grey pixels."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (1 + width) * min(height, 4))
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        _png_chunk(k, d) for k, d in ((b"IHDR", header), (b"IDAT", rows), (b"IEND", b""))
+    )
+
+
+def encoded(image: Image.Image, fmt: str, **options: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def digit(examples: Path) -> Image.Image:
+    return Image.open(examples / "digit-3.png")
+
+
+def frames(examples: Path) -> list[Image.Image]:
+    return [digit(examples).convert("L"), Image.new("L", (8, 8), 255)]
+
+
+def jpeg_with_size(examples: Path, width: int, height: int) -> bytes:
+    """A real JPEG whose SOF header is patched to claim `width` x `height`."""
+    data = bytearray(encoded(digit(examples).convert("L"), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+# name: (file bytes made from the examples folder, the expected message, or None: classified)
+FILES: dict[str, tuple[Callable[[Path], bytes], str | None]] = {
+    "bomb.png": (
+        lambda e: png_bomb(100_000, 100_000),
+        r"^bomb.png: too large \(more than 50,000,000 pixels\)$",
+    ),
+    "bomb-wide.png": (lambda e: png_bomb(60_000_000, 1), r"60000000x1 is too large"),
+    "thin-bomb.png": (
+        lambda e: png_bomb(1, 49_999_999),
+        r"^thin-bomb.png: 1x49999999 is too large \(a side over 65,535\)$",
+    ),
+    "bomb.jpg": (
+        lambda e: jpeg_with_size(e, 30_000, 30_000),
+        r"^bomb.jpg: too large \(more than 50,000,000 pixels\)$",
+    ),
+    "bomb.gif": (
+        lambda e: (
+            encoded(Image.new("L", (8, 8)), "GIF")[:6]
+            + struct.pack("<HH", 65_000, 65_000)
+            + encoded(Image.new("L", (8, 8)), "GIF")[10:]
+        ),
+        r"^bomb.gif: too large \(more than 50,000,000 pixels\)$",
+    ),
+    "truncated.png": (
+        lambda e: encoded(digit(e), "PNG")[:40],
+        r"^truncated.png: not an image file",
+    ),
+    "truncated-rows.png": (
+        lambda e: encoded(Image.open(e / "flower.png"), "PNG")[:5000],
+        r"^truncated-rows.png: cannot read image \(truncated data\)$",
+    ),
+    "truncated.jpg": (
+        lambda e: encoded(Image.open(e / "flower.png"), "JPEG")[:2000],
+        r"cannot read image \(truncated data\)",
+    ),
+    "header-only.png": (lambda e: b"\x89PNG\r\n\x1a\n", r"not an image file"),
+    "empty.png": (lambda e: b"", r"empty.png: not an image file"),
+    "zeros.png": (lambda e: b"\0" * 4096, r"not an image file"),
+    "page.svg.png": (
+        lambda e: b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>',
+        r"not an image file",
+    ),
+    "page.html.jpg": (lambda e: b"<html><script>alert(1)</script></html>", r"not an image file"),
+    "doc.eps.png": (
+        lambda e: b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 9 9\n",
+        r"not an image",
+    ),
+    "icon.ico": (lambda e: encoded(digit(e), "ICO"), r"not an image file"),
+    "16bit.png": (
+        lambda e: encoded(Image.fromarray(np.asarray(digit(e)).astype(np.uint16) * 257), "PNG"),
+        None,
+    ),
+    "cmyk.jpg": (lambda e: encoded(digit(e).convert("CMYK"), "JPEG"), None),
+    "palette-transparent.png": (
+        lambda e: encoded(digit(e).convert("P"), "PNG", transparency=0),
+        None,
+    ),
+    "la.png": (lambda e: encoded(digit(e).convert("LA"), "PNG"), None),
+    "bilevel.png": (lambda e: encoded(digit(e).convert("1"), "PNG"), None),
+    "int32.tif": (lambda e: encoded(digit(e).convert("I"), "TIFF"), None),
+    "float.tif": (lambda e: encoded(digit(e).convert("F"), "TIFF"), None),
+    "animated.gif": (
+        lambda e: encoded(frames(e)[0], "GIF", save_all=True, append_images=frames(e)[1:]),
+        None,
+    ),
+    "pages.tif": (
+        lambda e: encoded(frames(e)[0], "TIFF", save_all=True, append_images=frames(e)[1:]),
+        None,
+    ),
+    "animated.webp": (
+        lambda e: encoded(frames(e)[0], "WEBP", save_all=True, append_images=frames(e)[1:]),
+        None,
+    ),
+    "lab.tif": (lambda e: encoded(digit(e).convert("RGB").convert("LAB"), "TIFF"), None),
+    "16bit-big-endian.tif": (
+        lambda e: encoded(Image.fromarray(np.asarray(digit(e)).astype(">u2") * 257), "TIFF"),
+        None,
+    ),
+    "digit.bmp": (lambda e: encoded(digit(e), "BMP"), None),
+    "digit.ppm": (lambda e: encoded(digit(e).convert("RGB"), "PPM"), None),
+    "tall-1x20000.png": (lambda e: encoded(Image.new("L", (1, 20_000), 128), "PNG"), None),
+    "wide-20000x1.png": (lambda e: encoded(Image.new("L", (20_000, 1), 128), "PNG"), None),
+    "rotated-exif.jpg": (
+        lambda e: encoded(digit(e).convert("RGB"), "JPEG", exif=_exif_rotation()),
+        None,
+    ),
+}
+
+
+def _exif_rotation() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90
+    return exif
+
+
+def one_line(error: AppError, *secrets: Path) -> str:
+    """The message, checked to be one line with no server path and no Python exception text."""
+    message = str(error)
+    assert "\n" not in message and len(message) < 300, message
+    for secret in ("/tmp", "Errno", "Traceback", "Error:", "object at 0x", *secrets):
+        assert str(secret) not in message, message
+    return message
+
+
+@pytest.fixture
+def still_serving(client, demo_server):
+    """After the case, a good digit is still classified right."""
+    yield
+    label = client.predict(
+        LENET, handle_file(demo_server.examples_dir / "digit-7.png"), api_name="/predict"
+    )
+    assert label["label"] == "7"
+
+
+@pytest.mark.usefixtures("still_serving")
+@pytest.mark.parametrize("name", FILES)
+def test_unusual_file(client, demo_server, tmp_path, name):
+    make, message = FILES[name]
+    path = tmp_path / name
+    path.write_bytes(make(demo_server.examples_dir))
+    if message is None:
+        label = client.predict(LENET, handle_file(path), api_name="/predict")
+        assert label["label"] in DIGITS
+        return
+    with pytest.raises(AppError) as error:
+        client.predict(LENET, handle_file(path), api_name="/predict")
+    assert re.search(message, one_line(error.value, tmp_path, demo_server.weights_dir))
+
+
+def _planted(folder: Path, kind: str) -> str:
+    """A path inside gradio's upload folder that is not a regular uploaded file."""
+    path = folder / f"{kind}-{time.monotonic_ns()}"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "symlink-out":
+        path.symlink_to("/etc/passwd")
+    elif kind == "symlink-in":
+        target = folder / f"target-{time.monotonic_ns()}.png"
+        Image.new("L", (8, 8)).save(target)
+        path.symlink_to(target)
+    return str(path)
+
+
+@pytest.mark.usefixtures("still_serving")
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        ({"path": "/etc/passwd"}, r"^passwd: not a file uploaded to this server"),
+        ({"path": "/etc/hostname", "orig_name": "cat.png"}, r"^cat.png: not a file uploaded"),
+        ({"path": "/dev/zero"}, r"^zero: not a file uploaded"),
+        (
+            {"path": "/etc/hostname", "orig_name": "<img src=x onerror=alert(1)>.png"},
+            r"^&lt;img src=x onerror=alert\(1\)&gt;.png: not a file uploaded",
+        ),
+        ({"path": "/proc/self/environ"}, r"^environ: not a file uploaded"),
+        ({"path": "relative/../../x.png"}, r"^x.png: not a file uploaded"),
+        ({"path": "{upload}/../../../etc/passwd"}, r"^passwd: not a file uploaded"),
+        ({"path": "{upload}/missing.png"}, r"^missing.png: no such uploaded file"),
+        ({"path": "{upload}/a\0b.png"}, r"the image's path is not a valid path"),
+        ({"path": "fifo"}, r": not a regular file"),
+        ({"path": "folder"}, r": not a regular file"),
+        ({"path": "symlink-out"}, r": not a file uploaded to this server"),
+        ({"path": "symlink-in"}, r": not a regular file"),
+        (5, r"^the image must be an uploaded file, not a number$"),
+        (2.5, r"not a number$"),
+        (True, r"not true/false$"),
+        ([1, 2], r"not a list$"),
+        ({"path": 5}, r"not an object without a file path$"),
+        ({"url": "http://example.com/x.png"}, r"^no image: upload, paste or take a picture"),
+        (None, r"^no image: upload, paste or take a picture first$"),
+    ],
+)
+def test_file_the_server_did_not_receive(client, upload_folder, image, message):
+    if isinstance(image, dict) and isinstance(image.get("path"), str):
+        path = image["path"].replace("{upload}", str(upload_folder))
+        if path in ("fifo", "folder", "symlink-out", "symlink-in"):
+            path = _planted(upload_folder, path)
+        image = {**image, "path": path}
+    started = time.monotonic()
+    with pytest.raises(AppError) as error:
+        client.predict(LENET, image, api_name="/predict")
+    assert time.monotonic() - started < 10  # a FIFO is never opened for reading
+    assert re.search(message, one_line(error.value, upload_folder, "/etc", "/dev", "/proc"))
+
+
+@pytest.mark.usefixtures("still_serving")
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ("../weights/x.safetensors", r"^no weights file '../weights/x.safetensors'"),
+        ("../" + LENET, r"^no weights file '../lenet-digits.safetensors'"),
+        ("/etc/passwd", r"^no weights file '/etc/passwd'"),
+        ("lenet-digits", r"^no weights file 'lenet-digits'"),
+        ("x" * 5000, r"^no weights file 'x{57}\.\.\.' in the demo's weights folder$"),
+        ("x\0y", r"^no weights file 'x\?y'"),
+        ("line\nbreak", r"^no weights file 'line\?break'"),
+        ("imagenet/resnet50", r"^no weights file 'imagenet/resnet50'"),
+        ("missing.safetensors", r"^no weights file 'missing.safetensors'"),
+        ("corrupt.safetensors", r"^corrupt.safetensors: not a valid safetensors file$"),
+        ("unicorn.safetensors", r"needs model 'acme/unicorn' \(plugin acme-zoo-models\)"),
+        (5, r"^the model must be a weights file name, not a number$"),
+        ([LENET], r"^the model must be a weights file name, not a list$"),
+        (None, r"^choose a model first"),
+    ],
+)
+def test_weights_name_not_offered(client, demo_server, weights, message):
+    image = handle_file(demo_server.examples_dir / "digit-1.png")
+    with pytest.raises(AppError) as error:
+        client.predict(weights, image, api_name="/predict")
+    assert re.search(message, one_line(error.value, demo_server.weights_dir)), str(error.value)
+
+
+def _drawing(path: Path, size: tuple[int, int], line: tuple[int, int, int, int]) -> Path:
+    canvas = Image.new("RGBA", size, (0, 0, 0, 0))
+    ImageDraw.Draw(canvas).line(line, fill="black", width=max(1, min(size) // 10))
+    canvas.save(path)
+    return path
+
+
+@pytest.mark.usefixtures("still_serving")
+def test_editor_layers_are_never_decoded(client, tmp_path):
+    """Huge layers and background beside a small composite: only the composite is read."""
+    bomb = tmp_path / "layer.png"
+    bomb.write_bytes(png_bomb(12_000, 12_000))
+    one = _drawing(tmp_path / "one.png", (280, 280), (140, 40, 140, 240))
+    sketch = {
+        "background": handle_file(bomb),
+        "layers": [handle_file(bomb)] * 5,
+        "composite": handle_file(one),
+    }
+    started = time.monotonic()
+    label, _, _ = client.predict(LENET, sketch, api_name="/classify_drawing")
+    assert label["label"] in DIGITS and time.monotonic() - started < 10
+
+
+@pytest.mark.usefixtures("still_serving")
+@pytest.mark.parametrize(
+    ("sketch", "message"),
+    [
+        (5, r"^the drawing must be a sketchpad value \{composite: image\}, not a number$"),
+        ("drawing", r"not text$"),
+        ({"composite": {"path": "/etc/passwd"}}, r"^passwd: not a file uploaded"),
+        ({"composite": 7}, r"^the image must be an uploaded file, not a number$"),
+        ({"composite": "bomb"}, r"12000x12000 is too large"),
+        ({"composite": "notes"}, r"^notes.png: not an image file"),
+    ],
+)
+def test_bad_drawing(client, tmp_path, sketch, message):
+    if isinstance(sketch, dict) and sketch["composite"] == "bomb":
+        (tmp_path / "bomb.png").write_bytes(png_bomb(12_000, 12_000))
+        sketch = {"composite": handle_file(tmp_path / "bomb.png")}
+    elif isinstance(sketch, dict) and sketch["composite"] == "notes":
+        (tmp_path / "notes.png").write_text("<svg>not a drawing</svg>")
+        sketch = {"composite": handle_file(tmp_path / "notes.png")}
+    with pytest.raises(AppError) as error:
+        client.predict(LENET, sketch, api_name="/classify_drawing")
+    assert re.search(message, one_line(error.value, tmp_path)), str(error.value)
+
+
+@pytest.mark.usefixtures("still_serving")
+@pytest.mark.parametrize(
+    "line", [(0, 0, 0, 4999), (0, 0, 4999, 0)], ids=["tall-stroke", "wide-stroke"]
+)
+def test_thin_stroke_on_a_long_canvas(client, tmp_path, line):
+    size = (line[2] + 1, line[3] + 1)
+    path = _drawing(tmp_path / "stroke.png", size, line)
+    label, view, _ = client.predict(
+        LENET, {"composite": handle_file(path)}, api_name="/classify_drawing"
+    )
+    assert label["label"] in DIGITS and Image.open(view).size == (224, 224)
+
+
+def test_gradient_from_a_fresh_client(demo_server):
+    client = Client(demo_server.url, verbose=False)
+    before, after = client.predict("resnet18", "fc.bias", api_name="/gradient")
+    assert before.startswith("tensor([0., 0., 0.") and after != before
+    before, after = client.predict("lenet", "fc3.bias", api_name="/gradient")
+    assert before == "tensor([0., 0., 0., 0., 0., 0., 0., 0., 0., 0.])"
+
+
+@pytest.mark.parametrize(
+    ("parameter", "message"),
+    [("nope", r"^lenet has no parameter 'nope'$"), (5, r"^lenet has no parameter '5'$")],
+)
+def test_gradient_of_an_unknown_parameter(client, parameter, message):
+    with pytest.raises(AppError) as error:
+        client.predict("lenet", parameter, api_name="/gradient")
+    assert re.search(message, one_line(error.value))
+
+
+@pytest.mark.usefixtures("still_serving")
+@pytest.mark.parametrize(
+    ("api", "args"),
+    [
+        ("/inspect", (5,)),
+        ("/inspect", ("../lenet",)),
+        ("/gradient", ("x" * 5000, "fc.bias")),
+        ("/gradient", ("lenet", ["fc.bias"])),
+    ],
+)
+def test_inspect_refuses_in_one_line(client, api, args):
+    with pytest.raises(AppError) as error:
+        client.predict(*args, api_name=api)
+    assert one_line(error.value)
