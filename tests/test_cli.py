@@ -206,3 +206,26 @@ def test_list_with_no_match_says_so(zoo_cli):
     assert result.code == 1 and result.out == ""
     assert result.err.startswith("error: no model matches 'resnet1*9'; did you mean 'resnet18'")
     assert zoo_cli("list 'resnet1*9' --json").out.strip() == "[]"
+
+
+def test_plugins_returning_wrong_types_do_not_break_other_models(zoo_cli, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "oops.py").write_text(
+        "import zoo\n\n"
+        "@zoo.hookimpl\ndef zoo_models():\n"
+        "    return [zoo.ModelSpec(name='stringy', summary='s', input=zoo.InputSpec(1, 8),"
+        " head='fc')]\n\n"
+        "@zoo.hookimpl\ndef zoo_build(spec, num_classes, pretrained):\n"
+        "    return 'a model' if spec.name == 'stringy' else None\n\n"
+        "@zoo.hookimpl\ndef zoo_finetune(spec, model, strategy):\n    return 'oops'\n"
+    )
+    result = zoo_cli(f"--plugins-dir {plugins} info stringy")
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert "oops.py failed in zoo_build for 'stringy': returned str 'a model'" in result.err
+    result = zoo_cli(
+        f"--plugins-dir {plugins} train lenet --epochs 1 --limit 50 --out {tmp_path} -q"
+    )
+    assert result.code == 0, result.err
+    assert "warning: plugin" in result.err and "failed in zoo_finetune for 'lenet'" in result.err
+    assert "Traceback" not in result.err and (tmp_path / "lenet-digits.safetensors").is_file()
