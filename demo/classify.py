@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from PIL import Image, ImageOps
 
+from zoo import preprocess
 from zoo.demo.batching import Batcher
 from zoo.demo.intake import Uploads, kind
 from zoo.demo.shelf import WeightsShelf
@@ -69,11 +70,7 @@ def read_drawing(uploads: Uploads, sketch: Any) -> Image.Image:
 
 def model_view(x: torch.Tensor, spec: InputSpec) -> Image.Image:
     """One model input (C, size, size), as `prepare` made it, de-normalised for display."""
-    mean = torch.tensor(spec.mean).view(-1, 1, 1)
-    std = torch.tensor(spec.std).view(-1, 1, 1)
-    pixels = (x * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)
-    array = pixels[0].numpy() if spec.channels == 1 else pixels.permute(1, 2, 0).numpy()
-    view = Image.fromarray(array)
+    view = preprocess.view(x, spec)
     scale = max(1, -(-DISPLAY_SIZE // spec.size))
     return view.resize((spec.size * scale,) * 2, Image.Resampling.NEAREST)
 

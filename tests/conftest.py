@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ import pytest
 from zoo.registry import get_registry
 
 ROOT = Path(__file__).resolve().parent.parent
+# Hugging Face `datasets` never reaches the network in tests (read when it is first imported).
+os.environ["HF_DATASETS_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +27,12 @@ def _no_plugin_path(monkeypatch):
 def _runs_in_tmp(monkeypatch, tmp_path_factory):
     """`zoo train` writes its run folders under pytest's temporary folder, not the cwd."""
     monkeypatch.setenv("ZOO_RUNS_DIR", str(tmp_path_factory.getbasetemp() / "runs"))
+
+
+@pytest.fixture(autouse=True)
+def _data_in_tmp(monkeypatch, tmp_path_factory):
+    """Datasets and their prepared cache live under pytest's temporary folder."""
+    monkeypatch.setenv("ZOO_DATA", str(tmp_path_factory.getbasetemp() / "data"))
 
 
 @pytest.fixture(scope="session")

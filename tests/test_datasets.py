@@ -23,8 +23,9 @@ from zoo.weights import read_meta
 
 def test_zoo_datasets_lists_every_dataset(zoo_cli):
     result = zoo_cli("datasets --json")
-    rows = {row["name"]: row for row in json.loads(result.out)}
-    assert set(rows) == {"digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder:PATH"}
+    rows = {row["name"]: row for row in json.loads(result.out)["datasets"]}
+    names = {"digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder:PATH", "hf:PATH"}
+    assert set(rows) == names
     assert not rows["digits"]["flip"] and not rows["mnist"]["flip"] and rows["cifar10"]["flip"]
     assert "folder:PATH" in zoo_cli("datasets").out
 
@@ -47,7 +48,9 @@ def test_mnist_idx_files_train_lenet(zoo_cli, tmp_path, gz):
     assert result.code == 0, result.err
     meta = read_meta(tmp_path / "lenet-mnist.safetensors")
     assert meta["dataset"] == "mnist" and meta["classes"][0] == "0 - zero"
-    assert meta["metrics"]["train_images"] == 80 and meta["metrics"]["test_images"] == 30
+    metrics = meta["metrics"]  # 10% of the training split is held out (for the temperature)
+    assert metrics["train_images"] + metrics["held_out_images"] == 80
+    assert metrics["held_out_images"] == 8 and metrics["test_images"] == 30
     assert meta["metrics"]["test_accuracy"] >= 0.8
 
 
@@ -67,7 +70,9 @@ def test_cifar10_pickle_batches_train_cifar_cnn(zoo_cli, tmp_path):
     assert result.code == 0, result.err
     meta = read_meta(tmp_path / "cifar-cnn-cifar10.safetensors")
     assert meta["classes"][:2] == ["airplane", "automobile"] and meta["settings"]["augment"]
-    assert meta["metrics"]["train_images"] == 100 and meta["metrics"]["test_accuracy"] >= 0.5
+    metrics = meta["metrics"]
+    assert metrics["train_images"] + metrics["held_out_images"] == 100
+    assert metrics["test_accuracy"] >= 0.5
 
 
 def test_cifar100_uses_the_fine_labels(registry, tmp_path):

@@ -82,7 +82,7 @@ def test_files_as_a_table(zoo_cli, lenet_weights, digits_folder):
     result = zoo_cli(["predict", str(lenet_weights), *map(str, files), "--top-k", "2"])
     assert result.code == 0, result.err
     header, *rows = result.out.splitlines()
-    assert header.split() == ["image", "#1", "#2"]
+    assert header.split() == ["image", "unknown", "#1", "#2"]
     assert len(rows) == 2 and all(str(f) in row for f, row in zip(files, rows, strict=True))
     assert all(row.count("%") == 2 for row in rows)
 

@@ -25,7 +25,7 @@ from zoo.features import head_inputs
 from zoo.finetune import head_module
 from zoo.inference import Classifier
 from zoo.train import TrainConfig, train
-from zoo.weights import read_meta
+from zoo.weights import EXTRA, read_meta
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG = {"epochs": 30, "limit": 100, "batch_size": 10}
@@ -225,6 +225,7 @@ def test_vgg16_head_trains_on_cached_features_and_saves_the_whole_model(
     torch.manual_seed(0)
     fresh = registry.build(spec, num_classes=10)
     saved = load_file(tmp_path / "v.safetensors")
+    saved = {k: v for k, v in saved.items() if not k.startswith(EXTRA)}  # not the detector
     assert saved.keys() == fresh.state_dict().keys()
     for key, value in fresh.state_dict().items():  # the frozen features are unchanged
         assert torch.equal(saved[key], value) == key.startswith("features."), key
@@ -257,7 +258,8 @@ def test_init_from_safetensors_and_pth_and_mismatch(zoo_cli, tmp_path, lenet_wei
         )
         assert result.code == 0, result.err
         again = load_file(tmp_path / "again.safetensors")
-        assert all(torch.allclose(again[k], state[k], atol=1e-6) for k in state)
+        model = [k for k in state if not k.startswith(EXTRA)]  # not the detector: fitted anew
+        assert all(torch.allclose(again[k], state[k], atol=1e-6) for k in model)
     save_file({"conv1.weight": torch.zeros(6, 3, 5, 5)}, tmp_path / "other.safetensors")
     result = zoo_cli(f"train lenet --init-from {tmp_path / 'other.safetensors'} --out {tmp_path}")
     assert result.code == 1 and "does not fit the model: missing conv1.bias" in result.err

@@ -1,4 +1,5 @@
-"""Batch-level augmentation on the device: a random padded crop and a random horizontal flip."""
+"""Batch-level augmentation on the device: a random padded crop and a random horizontal flip;
+for photos, random-resized crops, flips and TrivialAugment (torchvision.transforms.v2)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,24 @@ def augment(x: torch.Tensor, generator: torch.Generator, flip: bool) -> torch.Te
         mirrored = (torch.rand(n, generator=generator) < 0.5).to(x.device).view(n, 1, 1, 1)
         out = torch.where(mirrored, out.flip(3), out)
     return out.contiguous(memory_format=torch.channels_last)
+
+
+def photo_augment(
+    images: torch.Tensor, size: int, generator: torch.Generator, flip: bool, trivial: bool
+) -> torch.Tensor:
+    """uint8 photos (N, C, H, W) -> uint8 (N, C, size, size): a random-resized crop of each,
+    mirrored half the time with `flip`, and with `trivial` one TrivialAugmentWide operation.
+
+    torchvision.transforms.v2 on each image of the batch where it lies (on the device); its
+    random numbers come from a seed drawn from the CPU `generator`, so a run is reproducible.
+    """
+    from torchvision.transforms import v2
+
+    steps = [v2.RandomResizedCrop(size, antialias=True)]
+    steps += [v2.RandomHorizontalFlip()] if flip else []
+    steps += [v2.TrivialAugmentWide()] if trivial else []
+    transform = v2.Compose(steps)
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return torch.stack([transform(image) for image in images])

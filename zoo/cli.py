@@ -173,8 +173,13 @@ def train(
         bool | None,
         typer.Option(
             "--augment/--no-augment",
-            help="Random padded crops, and flips where the dataset allows (not digits).",
+            help="Random crops (resized ones for folder and hf photos), and flips where the "
+            "dataset allows (not digits).",
         ),
+    ] = None,
+    trivial_augment: Annotated[
+        bool | None,
+        typer.Option("--trivial-augment", help="With --augment on photos: TrivialAugmentWide."),
     ] = None,
     image_size: Annotated[int | None, typer.Option(help="Input size, not the model's.")] = None,
     strategy: Annotated[str | None, typer.Option(help="full or head.")] = None,
@@ -249,9 +254,27 @@ def train(
         )
 
 
-@app.command("datasets")
-def list_datasets(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
-    """List the datasets zoo train and zoo eval take."""
+datasets_app = typer.Typer(no_args_is_help=False, rich_markup_mode=None)
+app.add_typer(datasets_app, name="datasets")
+DataDir = Annotated[
+    str | None,
+    typer.Option(
+        help="Where datasets live (default $ZOO_DATA, ~/.cache/zoo/data).", callback=expand
+    ),
+]
+
+
+@datasets_app.callback(invoke_without_command=True)
+def list_datasets(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """List the datasets zoo train and zoo eval take, and the prepared ones in the cache."""
+    if ctx.invoked_subcommand:
+        return
+    from zoo.datasets import cache
+
     specs = registry().datasets.values()
     rows = [
         {
@@ -262,8 +285,10 @@ def list_datasets(as_json: Annotated[bool, typer.Option("--json", help="Print JS
         }
         for s in specs
     ]
+    root = cache.cache_dir(cache.data_dir(data_dir))
+    cached = cache.listing(root)
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"datasets": rows, "cache": cached}, indent=2))
         return
     table = [
         {
@@ -275,6 +300,49 @@ def list_datasets(as_json: Annotated[bool, typer.Option("--json", help="Print JS
         for row in rows
     ]
     _print_table(table, wrap="summary", drop=("plugin",))
+    out.print(f"\nprepared in {escape(str(root))}:" if cached else f"\nnothing prepared in {root}")
+    if cached:
+        table = Table("dataset", "images", "size", "on disk", "created", box=None)
+        for entry in cached:
+            table.add_row(
+                escape(entry.get("dataset", "?")),
+                str(entry.get("rows", "?")),
+                f"{entry.get('size', '?')} px",
+                f"{entry['bytes'] / 1e6:,.1f} MB",
+                entry.get("created", ""),
+            )
+        out.print(table)
+
+
+@datasets_app.command("prepare")
+def prepare_dataset(
+    name: Annotated[str, typer.Argument(help="folder:PATH or hf:NAME.")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Prepare for this model's input size.")
+    ] = None,
+    image_size: Annotated[int | None, typer.Option(min=1, help="Or this input size.")] = None,
+    augment: Annotated[
+        bool, typer.Option("--augment", help="Store larger, for zoo train --augment.")
+    ] = False,
+    workers: Annotated[int | None, typer.Option(min=0, help="Decoding processes.")] = None,
+    data_dir: DataDir = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Decode a folder or Hugging Face dataset into the cache, ahead of zoo train and eval."""
+    from zoo.datasets import load_dataset
+
+    reg = registry()
+    spec, _ = reg.dataset(name)
+    if not spec.takes_path:
+        raise ZooError(f"{name} needs no preparing: it is read whole into memory")
+    if (model is None) == (image_size is None):
+        raise ZooError("give --model NAME or --image-size N (the size to prepare for)")
+    size = image_size or reg.model(model).input.size
+    _, data = load_dataset(
+        reg, name, size, data_dir, workers=workers, augment=augment, progress=not quiet
+    )
+    images = len(data.train_labels) + len(data.test_labels)
+    out.print(f"{escape(name)}: {images} images ready at {data.train_images.shape[-1]} px")
 
 
 @app.command("eval")
@@ -291,14 +359,43 @@ def evaluate(
     download: Annotated[bool, typer.Option("--download", help="Fetch the data.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    figures: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", metavar="DIR", help="Where the figures go [default: RUNS_DIR/<weights name>]."
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        str, typer.Option(envvar="ZOO_RUNS_DIR", help="Run folders' parent [runs].")
+    ] = "runs",
+    deletion: Annotated[
+        bool, typer.Option("--deletion", help="Deletion-test the explanations (pass rate).")
+    ] = False,
+    method: Annotated[
+        str | None, typer.Option(help="Explanation method for --deletion [the file's].")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Test accuracy, per-class accuracy and confusion matrix of a weights file."""
+    """Accuracy, calibration, per-class scores, confusions and the top losses of a weights
+    file; writes a reliability diagram and a top-loss gallery."""
     from dataclasses import asdict
 
     from zoo.evaluate import evaluate_weights
 
-    report = evaluate_weights(registry(), weights, dataset, data_dir, download, device, batch_size)
+    if method is not None and not deletion:
+        raise ZooError("--method is for --deletion (zoo explain takes it too)")
+    report = evaluate_weights(
+        registry(),
+        weights,
+        dataset,
+        data_dir,
+        download,
+        device,
+        batch_size,
+        figures_dir=figures or Path(runs_dir) / weights.stem,
+        deletion=deletion,
+        method=method,
+    )
     if as_json:
         print(json.dumps(asdict(report), indent=2))
         return
@@ -306,12 +403,37 @@ def evaluate(
         f"{escape(report.weights)} on {escape(report.dataset)} ({report.images} test images): "
         f"accuracy [bold]{report.accuracy:.2%}[/]"
     )
-    per_class = zip(report.classes, report.per_class, report.confusion, strict=True)
+    c = report.calibration
+    out.print(
+        f"calibration: temperature {c['temperature']:.3f}, ECE {c['ece_before']:.4f} -> "
+        f"{c['ece_after']:.4f}, NLL {c['nll_before']:.4f} -> {c['nll_after']:.4f}"
+    )
+    if report.explain:
+        e = report.explain
+        out.print(
+            f"explanations ({e['method']}): {e['pass_rate']:.1%} of {e['images']} test images "
+            "pass the deletion test"
+        )
     rows = [
-        {"class": name, "accuracy": "-" if acc is None else f"{acc:.2%}", "images": str(sum(row))}
-        for name, acc, row in per_class
+        {
+            "class": row["class"],
+            **{
+                name: "-" if row[key] is None else f"{row[key]:.2%}"
+                for name, key in (("precision", "precision"), ("recall", "recall"), ("F1", "f1"))
+            },
+            "images": str(row["support"]),
+        }
+        for row in report.per_class_scores
     ]
     _print_table(rows, wrap="class")
+    if report.confused_pairs:
+        pairs = ", ".join(
+            f"{escape(p['true'])} as {escape(p['predicted'])} ({p['count']})"
+            for p in report.confused_pairs
+        )
+        out.print(f"most confused (true as predicted): {pairs}")
+    for figure in report.figures:
+        out.print(f"wrote {escape(figure)}")
     if len(report.classes) > 20:
         out.print("(confusion matrix of more than 20 classes: see --json)")
         return
@@ -424,23 +546,140 @@ def predict(
     progress = Progress(*columns, console=err, transient=True, redirect_stdout=False, disable=quiet)
     with progress as bar:
         task = bar.add_task("predicting", total=len(files))
-        for path, top in classify(classifier, files, k=top_k, batch_size=batch_size):
+        for path, answer in classify(classifier, files, k=top_k, batch_size=batch_size):
             bar.advance(task)
-            if isinstance(top, ZooError):
+            if isinstance(answer, ZooError):
                 skipped += 1
-                _warn(f"skipped {top}")
-            elif as_json:
+                _warn(f"skipped {answer}")
+                continue
+            top = answer.top
+            if as_json:
                 labels = [{"label": label, "probability": p} for label, p in top.items()]
-                print(json.dumps({"path": str(path), "top": labels}), flush=True)
+                line = {"path": str(path), "top": labels, "unknown": answer.unknown}
+                print(json.dumps(line), flush=True)
             else:
                 ranked = {f"#{rank}": f"{c} {p:.1%}" for rank, (c, p) in enumerate(top.items(), 1)}
-                rows.append({"image": str(path), **ranked})
+                unknown = "yes" if answer.unknown else ""
+                rows.append({"image": str(path), "unknown": unknown, **ranked})
     if skipped == len(files):
         raise ZooError(f"none of the {len(files)} images could be read")
     if rows:
         _print_ranked(rows)
     if skipped:
         _warn(f"skipped {skipped} unreadable of {len(files)} images")
+
+
+@app.command("explain")
+def explain_images(
+    weights: Annotated[
+        Path, typer.Argument(metavar="WEIGHTS", help="A weights file.", callback=expand)
+    ],
+    images: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="IMAGE_OR_DIR...", help="Image files and folders (recursive).", callback=expand
+        ),
+    ],
+    method: Annotated[
+        str | None,
+        typer.Option(help="saliency, input-x-gradient, integrated-gradients or gradcam."),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="PNG folder [RUNS_DIR/<weights name>/explain].",
+            callback=expand,
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        str, typer.Option(envvar="ZOO_RUNS_DIR", help="Run folders' parent [runs].")
+    ] = "runs",
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes per image.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per pass.")] = 32,
+) -> None:
+    """Where the model looked: a heatmap of the evidence for each image's top class, checked by
+    the deletion test; a PNG per image, or one JSON object per line."""
+    from zoo.explain import METHODS, deletion, explain, save_figure
+    from zoo.inference import Classifier
+    from zoo.predict import find_images
+    from zoo.preprocess import open_image, view
+
+    if method is not None and method not in METHODS:
+        raise ZooError(f"unknown explanation method {method!r}; choose from {', '.join(METHODS)}")
+    classifier = Classifier.load(registry(), weights)
+    files = find_images(images)
+    folder = out_dir or Path(runs_dir) / weights.stem / "explain"
+    table = Table("image", "top", "unknown", "deletion", "random", box=None)
+    names: set[str] = set()
+    done = 0
+    for start in range(0, len(files), batch_size):
+        decoded = []
+        for path in files[start : start + batch_size]:
+            try:
+                decoded.append((path, open_image(path)))
+            except ZooError as error:
+                _warn(f"skipped {error}")
+        if not decoded:
+            continue
+        batch = classifier.inputs([classifier.to_uint8(image) for _, image in decoded])
+        predictions = classifier.predict(batch)
+        explanation = explain(classifier, batch, method)
+        scores = deletion(classifier, batch, explanation.heatmaps)
+        for i, (path, image) in enumerate(decoded):
+            top = classifier.top(predictions.probabilities[i], top_k)
+            label, probability = next(iter(top.items()))
+            heatmap = explanation.heatmaps[i]
+            score, baseline = float(scores.scores[i]), float(scores.random[i])
+            png = folder / _unique(names, path.stem)
+            verdict = "passes" if score < baseline else "fails"
+            unlike = ", unknown (unlike the training data)" if predictions.unknown[i] else ""
+            caption = (
+                f"{path.name}: {label} {probability:.1%}{unlike} ({explanation.method}); deletion "
+                f"{score:.3f} vs random {baseline:.3f}: {verdict}"
+            )
+            save_figure(png, image, view(batch[i], classifier.input), heatmap, caption)
+            done += 1
+            if as_json:
+                record = {
+                    "path": str(path),
+                    "top": [{"label": k, "probability": p} for k, p in top.items()],
+                    "unknown": bool(predictions.unknown[i]),
+                    "method": explanation.method,
+                    "deletion": {"score": score, "random": baseline, "passed": score < baseline},
+                    "png": str(png),
+                    "heatmap": [[round(v, 4) for v in row] for row in heatmap.tolist()],
+                }
+                print(json.dumps(record), flush=True)
+            else:
+                table.add_row(
+                    escape(str(path)),
+                    f"{escape(label)} {probability:.1%}",
+                    "yes" if predictions.unknown[i] else "",
+                    f"{score:.3f}",
+                    f"{baseline:.3f}",
+                )
+    if not done:
+        raise ZooError(f"none of the {len(files)} images could be read")
+    if not as_json:
+        out.print(table)
+        out.print(
+            f"method {explanation.method}; deletion: the top class's mean probability as the "
+            "hottest pixels go first, lower than a random order is better; PNGs (one per image, "
+            f"named after it) in {escape(str(folder))}"
+        )
+
+
+def _unique(names: set[str], stem: str) -> str:
+    """`stem.png`, or `stem-2.png`, ... if an earlier image of this run took that name."""
+    name, n = f"{stem}.png", 1
+    while name in names:
+        n += 1
+        name = f"{stem}-{n}.png"
+    names.add(name)
+    return name
 
 
 def _print_table(
@@ -470,9 +709,14 @@ def _print_ranked(rows: list[dict[str, str]]) -> None:
     """Predictions as columns #1, #2, ..., or, where they do not fit, one line per rank."""
     if _width(rows, list(rows[0]), "image", 16) > out.width:
         rows = [
-            {"image": row["image"] if rank == "#1" else "", "rank": rank, "prediction": top}
+            {
+                **{k: v if rank == "#1" else "" for k, v in row.items() if not k.startswith("#")},
+                "rank": rank,
+                "prediction": top,
+            }
             for row in rows
-            for rank, top in list(row.items())[1:]
+            for rank, top in row.items()
+            if rank.startswith("#")
         ]
     _print_table(rows, wrap="image")
 

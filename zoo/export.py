@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from zoo import weights
+from zoo import unknown, weights
 from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
 from zoo.specs import InputSpec, ModelSpec
@@ -53,9 +53,9 @@ def export(registry: Registry, classifier: Classifier, fmt: str, path: Path) -> 
         raise ZooError(f"{path} is the weights file itself; name another --out")
     spec = registry.model(classifier.meta["model"])
     model = classifier.model.eval().to("cpu", memory_format=torch.contiguous_format)
-    written = registry.call_first(
-        "zoo_export", spec, model=model, fmt=fmt, path=path, meta=classifier.meta
-    )
+    # The unknown-input detector's tensors stay in zoo's weights file; exports carry the rest.
+    meta = {k: v for k, v in classifier.meta.items() if k != unknown.KEY}
+    written = registry.call_first("zoo_export", spec, model=model, fmt=fmt, path=path, meta=meta)
     if written is None:
         known = ", ".join(FORMATS)
         raise ZooError(f"unknown export format {fmt!r}; the core writes {known} (plugins add more)")

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +17,32 @@ from zoo.errors import ZooError
 from zoo.preprocess import pil_to_uint8, prepare
 from zoo.pretrained import cached_file
 from zoo.registry import Registry
-from zoo.specs import InputSpec
+from zoo.specs import InputSpec, ModelSpec
+from zoo.unknown import UnknownDetector, capture_input
+
+
+@dataclass
+class Predictions:
+    """One forward pass over a batch: calibrated class probabilities (N, K), and (N,) bool
+    `unknown` for inputs unlike the training data (all False when the file has no detector)."""
+
+    probabilities: torch.Tensor
+    unknown: torch.Tensor
 
 
 @dataclass
 class Classifier:
-    """A model in eval mode with its class names and input spec, loaded from a weights file."""
+    """A model in eval mode with its class names and input spec, loaded from a weights file,
+    with the temperature and unknown-input detector fitted when it was trained (if any)."""
 
     path: Path
     model: nn.Module
     meta: dict[str, Any]
     input: InputSpec
     classes: list[str]
+    spec: ModelSpec | None = None
+    temperature: float = 1.0
+    detector: UnknownDetector | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, registry: Registry, path: str | Path) -> Classifier:
@@ -43,7 +57,16 @@ class Classifier:
         model = registry.build(spec, num_classes=len(meta["classes"]))
         weights.load_state(model, state, path)
         model.eval().to(memory_format=torch.channels_last)
-        return cls(Path(path), model, meta, weights.input_spec(meta), list(meta["classes"]))
+        return cls(
+            Path(path),
+            model,
+            meta,
+            weights.input_spec(meta),
+            list(meta["classes"]),
+            spec,
+            float(meta.get("calibration", {}).get("temperature", 1.0)),
+            UnknownDetector.from_file(meta, weights.read_extra(path)),
+        )
 
     @classmethod
     def imagenet(cls, registry: Registry, name: str, weights: WeightsEnum) -> Classifier:
@@ -65,7 +88,7 @@ class Classifier:
             "settings": {"weights": str(weights)},
         }
         model.eval().to(memory_format=torch.channels_last)
-        return cls(cached_file(weights), model, meta, spec.input, categories)
+        return cls(cached_file(weights), model, meta, spec.input, categories, spec)
 
     def to_uint8(self, image: Image.Image) -> torch.Tensor:
         """A PIL image as the uint8 (C, H, W) tensor this model's preprocessing takes."""
@@ -76,9 +99,21 @@ class Classifier:
         return torch.cat([prepare(image[None], self.input) for image in images])
 
     @torch.inference_mode()
+    def predict(self, batch: torch.Tensor) -> Predictions:
+        """Calibrated probabilities and the unknown flags for a batch made by `inputs`, from
+        one forward pass."""
+        if self.detector is None:
+            logits = self.model(batch)
+            unknown = torch.zeros(len(batch), dtype=torch.bool)
+        else:
+            with capture_input(self.model.get_submodule(self.detector.layer)) as seen:
+                logits = self.model(batch)
+            unknown = self.detector.unknown(seen[-1]).cpu()
+        return Predictions((logits.float() / self.temperature).softmax(1), unknown)
+
     def probabilities_of(self, batch: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (N, classes) for a batch made by `inputs`."""
-        return self.model(batch).float().softmax(1)
+        """Calibrated class probabilities (N, classes) for a batch made by `inputs`."""
+        return self.predict(batch).probabilities
 
     def probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
         """Class probabilities (N, classes) for uint8 (C, H, W) images of any sizes."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,6 +23,15 @@ IMAGE_EXTENSIONS = frozenset(
 DECODE_THREADS = 4  # PIL releases the GIL while it decodes
 
 Decoded = torch.Tensor | ZooError  # an image, or why it could not be read
+
+
+@dataclass
+class Answer:
+    """One image's top classes {label: calibrated probability}, and whether it is unlike the
+    training data."""
+
+    top: dict[str, float]
+    unknown: bool
 
 
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
@@ -44,8 +54,8 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
 
 def predict(
     classifier: Classifier, files: list[Path], k: int = 5, batch_size: int = 32
-) -> Iterator[tuple[Path, dict[str, float] | ZooError]]:
-    """Each file with its top-`k` {label: probability}, or the error that made it unreadable."""
+) -> Iterator[tuple[Path, Answer | ZooError]]:
+    """Each file with its `Answer`, or the error that made it unreadable."""
 
     def decode(path: Path) -> Decoded:
         try:
@@ -56,8 +66,14 @@ def predict(
     with ThreadPoolExecutor(DECODE_THREADS) as pool:
         for batch in _decoded_batches(pool, decode, files, batch_size):
             images = [image for _, image in batch if isinstance(image, torch.Tensor)]
-            probabilities = classifier.probabilities(images) if images else []
-            tops = iter([classifier.top(p, k) for p in probabilities])
+            answers = []
+            if images:
+                predictions = classifier.predict(classifier.inputs(images))
+                answers = [
+                    Answer(classifier.top(p, k), bool(u))
+                    for p, u in zip(predictions.probabilities, predictions.unknown, strict=True)
+                ]
+            tops = iter(answers)
             for path, image in batch:
                 yield path, next(tops) if isinstance(image, torch.Tensor) else image
 

@@ -44,6 +44,16 @@ def prepare(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
+def view(x: torch.Tensor, spec: InputSpec) -> Image.Image:
+    """One model input (C, size, size), as `prepare` made it, back as the image the model saw."""
+    mean = torch.tensor(spec.mean, device=x.device).view(-1, 1, 1)
+    std = torch.tensor(spec.std, device=x.device).view(-1, 1, 1)
+    pixels = (x.float() * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
+    return Image.fromarray(
+        pixels[0].numpy() if spec.channels == 1 else pixels.permute(1, 2, 0).numpy()
+    )
+
+
 def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 (N, C, H, W) -> uint8 (N, C, size, size), cropped and resized as `prepare` does;
     for storing images of varying sizes in one tensor."""

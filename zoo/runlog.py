@@ -46,7 +46,7 @@ def plot_curves(run_dir: Path, history: list[dict[str, Any]], title: str) -> Pat
         axes.grid(alpha=0.3)
         axes.legend()
     figure.suptitle(title)
-    return _save(figure, run_dir / CURVES)
+    return save_figure(figure, run_dir / CURVES)
 
 
 def plot_confusion(run_dir: Path, confusion: torch.Tensor, classes: list[str], title: str) -> Path:
@@ -70,8 +70,9 @@ def plot_confusion(run_dir: Path, confusion: torch.Tensor, classes: list[str], t
                     colour = "white" if count > threshold else "black"
                     axes.text(col, row, count, ha="center", va="center", color=colour, fontsize=8)
     axes.set(xlabel="predicted", ylabel="true", title=title)
-    return _save(figure, run_dir / CONFUSION)
+    return save_figure(figure, run_dir / CONFUSION)
 
 
-def _save(figure, path: Path) -> Path:
+def save_figure(figure, path: Path) -> Path:
+    """Write a matplotlib figure as a PNG, atomically."""
     return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))

@@ -62,8 +62,9 @@ class ModelSpec:
     `head` is the dotted name of the classifier module (`fc`, `classifier`, `head.fc`); the
     `head` fine-tune strategy trains it alone. `pretrained` says whether ImageNet (or other)
     weights exist for `zoo_build(..., pretrained=True)`. `listed` models show in a plain
-    `zoo list`; the others only when a pattern selects them. `plugin` is filled in by the
-    registry.
+    `zoo list`; the others only when a pattern selects them. `cam_layer` is the dotted name of
+    the module whose output Grad-CAM weighs (default: found automatically). `plugin` is filled
+    in by the registry.
     """
 
     name: str
@@ -73,6 +74,7 @@ class ModelSpec:
     defaults: TrainDefaults = field(default_factory=TrainDefaults)
     pretrained: bool = False
     listed: bool = True
+    cam_layer: str | None = None
     plugin: str = ""
 
     def __post_init__(self) -> None:
@@ -90,9 +92,10 @@ class DatasetSpec:
     `load(root, download, size=..., workers=...)` returns a `zoo.datasets.ImageSplits` of uint8
     images. `root` is the data folder (`--data-dir`); a dataset whose `takes_path` is true is
     named `NAME:PATH` on the command line and gets PATH as `root` instead. `size` (the model's
-    input size) and `workers` are hints for loaders that decode files of varying sizes; others
-    ignore them. `flip` says whether a mirrored image keeps its label (not so for digits), so
-    `--augment` may flip it.
+    input size), `workers`, `cache_root` (the on-disk cache's folder), `augment` (whether
+    random crops follow) and `progress` are hints for loaders that decode files of varying
+    sizes; others ignore them. `flip` says whether a mirrored image keeps its label (not so for
+    digits), so `--augment` may flip it.
     """
 
     name: str

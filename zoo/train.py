@@ -1,10 +1,11 @@
 """`zoo train`: fine-tune a model on a dataset and write its self-describing weights file.
 
-One loop, read top to bottom: the data decoded once into uint8 tensors on the device; each batch
-prepared (and augmented) there; or, for a frozen backbone without augmentation, the head trained
-on features computed once. Every epoch ends with the test accuracy, a line in metrics.jsonl and
-an atomic checkpoint, from which `--resume` continues to the same final weights. Under torchrun
-each process trains on its shard and rank 0 evaluates and writes.
+One loop, read top to bottom: the data decoded once into uint8 tensors on the device, or read
+from the on-disk cache a batch ahead; each batch prepared (and augmented) there; or, for a
+frozen backbone without augmentation, the head trained on features computed once. Every epoch
+ends with the test accuracy, a line in metrics.jsonl and an atomic checkpoint, from which
+`--resume` continues to the same final weights. Under torchrun each process trains on its
+shard and rank 0 evaluates and writes.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from zoo import distributed, runlog
-from zoo.augment import augment
+from zoo import analysis, distributed, posthoc, runlog
+from zoo.augment import augment, photo_augment
 from zoo.checkpoint import (
     FILENAME,
     load_checkpoint,
@@ -37,6 +38,8 @@ from zoo.checkpoint import (
     set_rng_state,
 )
 from zoo.datasets import ImageSplits, load_dataset
+from zoo.datasets.splits import hold_out
+from zoo.datasets.stream import batches, resident
 from zoo.errors import ZooError
 from zoo.evaluate import confusion_matrix, image_batches, per_class_accuracy, predict
 from zoo.features import head_inputs, trains_only
@@ -58,6 +61,7 @@ class TrainConfig(TrainDefaults):
     """Everything that decides a run: a model's `TrainDefaults` and the rest of the options."""
 
     augment: bool = False
+    trivial_augment: bool = False
     image_size: int | None = None
     pretrained: bool = False
     init_from: str | None = None
@@ -89,6 +93,8 @@ class TrainConfig(TrainDefaults):
             raise ZooError("--label-smoothing must be in [0, 1)")
         if self.workers is not None and self.workers < 0:
             raise ZooError("--workers must not be negative")
+        if self.trivial_augment and not self.augment:
+            raise ZooError("--trivial-augment needs --augment")
         if self.seed < 0:
             raise ZooError("--seed must not be negative")
         if self.optimizer not in OPTIMIZERS:
@@ -152,7 +158,7 @@ def train(
             _check_writable(out.parent)
             if run_dir is not None:
                 _check_writable(run_dir)
-        run = _Run(registry, spec, config, ctx, run_dir, resume, frozenset(given))
+        run = _Run(registry, spec, config, ctx, run_dir, resume, frozenset(given), progress)
         accuracy = run.fit(progress and ctx.is_main)
         path = run.finish(out) if ctx.is_main else None
     finally:
@@ -179,6 +185,7 @@ class _Run:
         run_dir: Path | None,
         resume: bool,
         given: frozenset[str],
+        progress: bool = False,
     ) -> None:
         if resume and run_dir is None:
             raise ZooError("--resume needs a run folder")
@@ -187,7 +194,10 @@ class _Run:
         self.spec, self.ctx, self.run_dir = spec, ctx, run_dir
         self.fresh = run_dir is not None and not resume  # an earlier run's files stay till then
         self.input = config.input_spec(spec)
-        self.dataset, self.data = _load_data(registry, config, self.input.size, ctx)
+        self.dataset, data = _load_data(registry, config, self.input.size, ctx, progress)
+        if config.trivial_augment and not data.photos:
+            raise ZooError(f"--trivial-augment is for photo datasets, not {config.dataset}")
+        self.data, *self.held_out = hold_out(data)  # for the temperature and unknown detector
         self.config = config
 
         torch.manual_seed(config.seed)
@@ -229,7 +239,11 @@ class _Run:
             if train is not None:
                 test_batches = image_batches(self.data.test_images, self.input, device)
                 return head, train, head_inputs(self.model, head, test_batches, amp)
-        return self.model, self.data.train_images.to(device), self.data.test_images.to(device)
+        return (
+            self.model,
+            resident(self.data.train_images, device),
+            resident(self.data.test_images, device),
+        )
 
     @property
     def cached(self) -> bool:
@@ -253,14 +267,14 @@ class _Run:
             while self.epoch <= config.epochs:
                 order = self.ctx.shard(
                     torch.randperm(len(self.train_y), generator=_generator(config.seed, self.epoch))
-                ).to(self.ctx.device)
+                )
                 self.module.train()
                 if not self.cached:
                     freeze_frozen_norms(self.model)
                 began = time.perf_counter()
-                for step in range(self.step, self.steps):
-                    index = order[step * config.batch_size : (step + 1) * config.batch_size]
-                    self._train_step(index, step)
+                steps = batches(self.train_x, order, config.batch_size, self.ctx.device, self.step)
+                for step, (index, x) in enumerate(steps, self.step):
+                    self._train_step(x, self.train_y[index], step)
                     bar.advance(f"epoch {self.epoch}/{config.epochs}")
                     if self.ctx.any(stop.requested):
                         self.seconds += time.perf_counter() - began
@@ -271,14 +285,10 @@ class _Run:
             self.predictions = self._predict()
         return self.history[-1]["accuracy"] if self.history else 0.0
 
-    def _train_step(self, index: torch.Tensor, step: int) -> None:
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
         config = self.config
-        x, y = self.train_x[index], self.train_y[index]
         if not self.cached:
-            x = prepare(x, self.input)
-            if config.augment:
-                generator = _generator(config.seed, self.epoch, step, self.ctx.rank)
-                x = augment(x, generator, flip=self.dataset.flip)
+            x = self._model_input(x, step)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=config.amp):
             logits = self.step_module(x)
             loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
@@ -289,6 +299,18 @@ class _Run:
         self.tally[0] += loss.detach().float() * len(y)
         self.tally[1] += (logits.detach().argmax(1) == y).sum()
         self.tally[2] += len(y)
+
+    def _model_input(self, images: torch.Tensor, step: int) -> torch.Tensor:
+        """A batch of uint8 images as the model's input, augmented where asked: photos by
+        random-resized crops, other images by padded crops."""
+        config, flip = self.config, self.dataset.flip
+        if not config.augment:
+            return prepare(images, self.input)
+        generator = _generator(config.seed, self.epoch, step, self.ctx.rank)
+        if self.data.photos:
+            crops = photo_augment(images, self.input.size, generator, flip, config.trivial_augment)
+            return prepare(crops, self.input)
+        return augment(prepare(images, self.input), generator, flip=flip)
 
     def _end_epoch(self, bar: _Progress) -> None:
         loss_sum, correct, seen = self.ctx.sum(self.tally).tolist()
@@ -363,7 +385,7 @@ class _Run:
                 if folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
             raise
-        for name in (runlog.METRICS, runlog.CURVES, runlog.CONFUSION):  # the earlier run's
+        for name in (runlog.METRICS, runlog.CURVES, runlog.CONFUSION, *analysis.FIGURES):
             (self.run_dir / name).unlink(missing_ok=True)
         self.fresh = False
         return path
@@ -375,13 +397,23 @@ class _Run:
         labels = data.test_labels
         accuracy = (self.predictions == labels).float().mean().item()
         confusion = confusion_matrix(labels, self.predictions, len(data.classes))
+        title = f"{self.spec.name} on {config.dataset}"
         if self.run_dir is not None and self.history:
-            title = f"{self.spec.name} on {config.dataset}"
             runlog.plot_curves(self.run_dir, self.history, title)
             runlog.plot_confusion(
                 self.run_dir, confusion, data.classes, f"{title}: test accuracy {accuracy:.2%}"
             )
         per_class = dict(zip(data.classes, per_class_accuracy(confusion), strict=True))
+        fitted = posthoc.fit(
+            self.model,
+            self.spec,
+            self.input,
+            data,
+            self.held_out,
+            self.ctx.device,
+            self.run_dir if self.history else None,
+            title,
+        )
         meta = {
             "model": self.spec.name,
             "plugin": self.spec.plugin,
@@ -392,11 +424,13 @@ class _Run:
                 "test_accuracy": accuracy,
                 "test_images": len(labels),
                 "train_images": len(data.train_labels),
+                "held_out_images": len(self.held_out[1]),
                 "per_class_accuracy": per_class,
             },
             "settings": asdict(config),
+            **fitted.meta,
         }
-        return save(out, self.model, meta)
+        return save(out, self.model, meta, fitted.tensors)
 
 
 def _check_writable(folder: Path) -> None:
@@ -435,13 +469,21 @@ def fit_batch_size(config: TrainConfig, images: int, chosen: bool) -> TrainConfi
 
 
 def _load_data(
-    registry: Registry, config: TrainConfig, size: int, ctx: distributed.Context
+    registry: Registry, config: TrainConfig, size: int, ctx: distributed.Context, progress: bool
 ) -> tuple[DatasetSpec, ImageSplits]:
-    """The dataset, decoded (rank 0 first, so that only it downloads) and limited."""
+    """The dataset, decoded (rank 0 first, so that only it downloads and fills the cache, which
+    the others then map) and limited."""
     if not ctx.is_main:
         ctx.barrier()
     dataset, data = load_dataset(
-        registry, config.dataset, size, config.data_dir, config.download, config.workers
+        registry,
+        config.dataset,
+        size,
+        config.data_dir,
+        config.download,
+        config.workers,
+        augment=config.augment,
+        progress=progress and ctx.is_main,
     )
     if ctx.is_main:
         ctx.barrier()

@@ -21,10 +21,17 @@ from zoo.specs import InputSpec
 
 FORMAT = "zoo.weights/1"
 REQUIRED = ("model", "classes", "input")
+EXTRA = "zoo."  # tensors under this prefix are zoo's (the unknown-input detector), not the model's
 
 
-def save(path: str | Path, model: torch.nn.Module, meta: dict[str, Any]) -> Path:
-    """Write `model`'s state dict and `meta` (model, classes, input, ...) to `path` atomically."""
+def save(
+    path: str | Path,
+    model: torch.nn.Module,
+    meta: dict[str, Any],
+    extra: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write `model`'s state dict and `meta` (model, classes, input, ...) to `path` atomically;
+    `extra` tensors are stored beside the state dict under the `EXTRA` prefix."""
     missing = [key for key in REQUIRED if key not in meta]
     if missing:
         raise ValueError(f"weights metadata lacks {missing}")
@@ -36,6 +43,7 @@ def save(path: str | Path, model: torch.nn.Module, meta: dict[str, Any]) -> Path
     }
     header = {key: json.dumps(value) for key, value in meta.items()}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors |= {EXTRA + k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()}
     return atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=header))
 
 
@@ -66,14 +74,25 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 
 def read(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The state dict and metadata of a zoo weights file."""
+    """The model's state dict and the metadata of a zoo weights file (no `EXTRA` tensors)."""
     with _open(path) as f:
         meta = _decode(path, f.metadata())
-        try:
-            state = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
-        except SafetensorError as error:
-            raise ZooError(f"{path}: corrupt weights file ({error})") from None
+        state = _tensors(path, f, [k for k in f.keys() if not k.startswith(EXTRA)])  # noqa: SIM118
     return state, meta
+
+
+def read_extra(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors `save` stored under the `EXTRA` prefix, without it."""
+    with _open(path) as f:
+        names = [k for k in f.keys() if k.startswith(EXTRA)]  # noqa: SIM118
+        return {k.removeprefix(EXTRA): v for k, v in _tensors(path, f, names).items()}
+
+
+def _tensors(path: str | Path, f, names: list[str]) -> dict[str, torch.Tensor]:
+    try:
+        return {key: f.get_tensor(key) for key in names}
+    except SafetensorError as error:
+        raise ZooError(f"{path}: corrupt weights file ({error})") from None
 
 
 def input_spec(meta: dict[str, Any]) -> InputSpec:
@@ -82,7 +101,9 @@ def input_spec(meta: dict[str, Any]) -> InputSpec:
 
 
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:
-    """Load `state` into `model` strictly, or raise a ZooError naming the first mismatches."""
+    """Load `state` (less zoo's `EXTRA` tensors, as a plain safetensors reader sees them) into
+    `model` strictly, or raise a ZooError naming the first mismatches."""
+    state = _model_tensors(state)
     problems = _mismatches(model.state_dict(), state)
     if problems:
         raise _misfit(path, list(problems.values()))
@@ -92,19 +113,24 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str
 def load_fitting(
     model: torch.nn.Module, state: dict[str, torch.Tensor], head: str, path: str | Path
 ) -> list[str]:
-    """Load every tensor of `state` that fits `model`; return the names of the model's tensors
-    that keep their fresh initialisation because the file's do not fit (or are missing).
+    """Load every tensor of `state` (less `EXTRA` ones) that fits `model`; return the names of
+    the model's tensors that keep their fresh initialisation because the file's do not fit (or
+    are missing).
 
     Only tensors inside the `head` module (an ImageNet classifier, another class count) may
     differ: a mismatch anywhere else is a ZooError.
     """
+    state = _model_tensors(state)
     problems = _mismatches(model.state_dict(), state)
     outside = [text for key, text in problems.items() if not _inside(key, head)]
     if outside:
         raise _misfit(path, outside)
     model.load_state_dict({k: v for k, v in state.items() if k not in problems}, strict=False)
-    expected = model.state_dict()
-    return [key for key in expected if key in problems]
+    return [key for key in model.state_dict() if key in problems]
+
+
+def _model_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if not k.startswith(EXTRA)}
 
 
 def _mismatches(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> dict:

@@ -1,12 +1,15 @@
-"""Datasets as in-memory uint8 tensors, and the core's `zoo_datasets` hook."""
+"""The datasets: small ones decoded into uint8 tensors in memory, folders and Hugging Face
+datasets prepared once into the on-disk cache; and the core's `zoo_datasets` hook."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from zoo.datasets.cache import cache_dir, data_dir
 from zoo.datasets.digits import load_digits
 from zoo.datasets.folder import load_folder
+from zoo.datasets.hf import load_hf
 from zoo.datasets.splits import ImageSplits, split_train_test
 from zoo.datasets.torchvision_sets import (
     load_cifar10,
@@ -19,14 +22,10 @@ from zoo.specs import DatasetSpec
 
 __all__ = ["ImageSplits", "data_dir", "load_dataset", "load_digits", "split_train_test"]
 
-DATA_VARIABLE = "ZOO_DATA"
 
-
-def data_dir(given: str | Path | None = None) -> Path:
-    """Where downloadable datasets live: `given`, else $ZOO_DATA, else ~/.cache/zoo/data."""
-    if given:
-        return Path(given).expanduser()
-    return Path(os.environ.get(DATA_VARIABLE) or "~/.cache/zoo/data").expanduser()
+def default_workers() -> int:
+    """Decoding processes when --workers is not given."""
+    return min(4, os.cpu_count() or 1)
 
 
 def load_dataset(
@@ -36,14 +35,24 @@ def load_dataset(
     root: str | Path | None = None,
     download: bool = False,
     workers: int | None = None,
+    augment: bool = False,
+    progress: bool = False,
 ) -> tuple[DatasetSpec, ImageSplits]:
-    """The dataset called `name` (or `name:PATH`), decoded for a model of input `size`."""
+    """The dataset called `name` (or `name:PATH`), decoded for a model of input `size`.
+
+    Datasets of files of varying sizes are read from the on-disk cache under the data folder,
+    prepared first (in `workers` processes, with a progress bar if `progress`) where missing,
+    at a larger size if `augment` will crop them.
+    """
     spec, path = registry.dataset(name)
     data = spec.load(
         root=path or data_dir(root),
         download=download,
         size=size,
-        workers=min(4, os.cpu_count() or 1) if workers is None else workers,
+        workers=default_workers() if workers is None else workers,
+        cache_root=cache_dir(data_dir(root)),
+        augment=augment,
+        progress=progress,
     )
     return spec, data
 
@@ -62,6 +71,13 @@ def zoo_datasets() -> list[DatasetSpec]:
             "folder",
             "your images: PATH/train/<class>/, PATH/val/<class>/ or PATH/<class>/ (split 80/20)",
             load_folder,
+            takes_path=True,
+        ),
+        DatasetSpec(
+            "hf",
+            "a Hugging Face dataset with image and label columns: hf:NAME (the Hub, offline from "
+            "its cache) or hf:PATH (save_to_disk)",
+            load_hf,
             takes_path=True,
         ),
     ]
