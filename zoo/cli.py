@@ -366,7 +366,8 @@ def evaluate(
         ),
     ] = None,
     runs_dir: Annotated[
-        str, typer.Option(envvar="ZOO_RUNS_DIR", help="Run folders' parent [runs].")
+        str,
+        typer.Option(envvar="ZOO_RUNS_DIR", help="Run folders' parent [runs].", callback=expand),
     ] = "runs",
     deletion: Annotated[
         bool, typer.Option("--deletion", help="Deletion-test the explanations (pass rate).")
@@ -594,7 +595,8 @@ def explain_images(
         ),
     ] = None,
     runs_dir: Annotated[
-        str, typer.Option(envvar="ZOO_RUNS_DIR", help="Run folders' parent [runs].")
+        str,
+        typer.Option(envvar="ZOO_RUNS_DIR", help="Run folders' parent [runs].", callback=expand),
     ] = "runs",
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes per image.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
