@@ -7,8 +7,6 @@ from __future__ import annotations
 import html
 import os
 import socket
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,121 +14,27 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
-from zoo.demo import backprop, cards, inspector
-from zoo.demo.classify import Classify, Reader, read_drawing, read_upload
-from zoo.demo.components import lenient
+from zoo.demo import backprop, cards, graphview, inspector
+from zoo.demo.classify import Classify
 from zoo.demo.examples import default_folder, write_examples
 from zoo.demo.intake import Uploads
-from zoo.demo.shelf import WeightsShelf
+from zoo.demo.predict_tabs import (
+    MAX_BATCH_SIZE,
+    choices,
+    classify_tab,
+    compare_tab,
+    error,
+    guarded,
+)
+from zoo.demo.shelf import WeightsShelf, accuracy
 from zoo.errors import ZooError
 from zoo.registry import Registry
 
 MAX_FILE_SIZE = "10mb"
-MAX_BATCH_SIZE = 16  # concurrent predictions that share one forward pass
 QUEUE_SIZE = 64  # requests waiting beyond this are refused ("queue is full")
 CONCURRENCY = 2  # events of one kind running at once (forward passes run one at a time)
 # The model's views, content-addressed, beside gradio's own files (GRADIO_TEMP_DIR).
 VIEWS = Path(gr.utils.get_upload_folder()) / "zoo-model-views"
-# Every prediction event runs in this group; each decodes its own input, then waits for a
-# forward pass shared with the others (demo/batching.py), so up to a batch can run at once.
-PREDICTION = {"concurrency_id": "predict", "concurrency_limit": MAX_BATCH_SIZE}
-
-
-def _error(message: str) -> gr.Error:
-    """A user's mistake as a gr.Error: escaped (gradio renders it as HTML), no server traceback."""
-    return gr.Error(html.escape(message, quote=False), print_exception=False)
-
-
-def _user_errors(run: Callable[..., Any]) -> Callable[..., Any]:
-    """`run`, with a ZooError shown to the user as a gr.Error."""
-
-    def wrapped(*args: Any) -> Any:
-        try:
-            return run(*args)
-        except ZooError as error:
-            raise _error(str(error)) from None
-
-    return wrapped
-
-
-def _endpoint(classify: Classify, read: Reader, outputs: int) -> Callable[[Any, Any], Any]:
-    """A prediction event's function: the first `outputs` of (top 5, model's view, latency)."""
-
-    def run(name: Any, given: Any) -> Any:
-        try:
-            result = classify(name, given, read)
-        except ZooError as error:
-            raise _error(str(error)) from None
-        except Exception:  # a bug, not the user's doing: logged here, one line for the user
-            traceback.print_exc()
-            raise _error("the server failed on this request") from None
-        return result[0] if outputs == 1 else result[:outputs]
-
-    return run
-
-
-def _classify_tab(classify: Classify, examples: list[Path]) -> gr.Dropdown:
-    choices = classify.shelf.choices()
-    model = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Model")
-    with gr.Row():
-        with gr.Column():
-            with gr.Tab("Image"):
-                image = lenient(
-                    gr.Image(
-                        type="filepath",
-                        sources=["upload", "clipboard", "webcam"],
-                        label="Upload, paste or take a picture",
-                        elem_id="upload",
-                        height=320,
-                    )
-                )
-                image_button = gr.Button("Classify image", variant="primary")
-                gr.Examples([[str(path)] for path in examples], inputs=image, examples_per_page=12)
-            with gr.Tab("Draw"):
-                sketch = lenient(
-                    gr.Sketchpad(
-                        type="filepath",
-                        format="png",
-                        canvas_size=(280, 280),
-                        brush=gr.Brush(default_size=16, colors=["#000000"], color_mode="fixed"),
-                        label="Draw a digit",
-                        elem_id="sketchpad",
-                    )
-                )
-                sketch_button = gr.Button("Classify drawing", variant="primary")
-        with gr.Column():
-            label = gr.Label(num_top_classes=5, label="Top 5", elem_id="prediction")
-            seen = gr.Image(label="What the model saw", interactive=False, format="png")
-            latency = gr.Textbox(label="Latency", interactive=False)
-    outputs = [label, seen, latency]
-    # The prediction events take gradio's file data as it comes (preprocess=False): gradio
-    # decodes nothing (no editor layer, no unchecked file); `intake.Uploads` opens what is due.
-    image_button.click(
-        _endpoint(classify, read_upload, 3),
-        [model, image],
-        outputs,
-        api_name="classify",
-        preprocess=False,
-        **PREDICTION,
-    )
-    sketch_button.click(
-        _endpoint(classify, read_drawing, 3),
-        [model, sketch],
-        outputs,
-        api_name="classify_drawing",
-        preprocess=False,
-        **PREDICTION,
-    )
-    gr.on(
-        triggers=[],
-        fn=_endpoint(classify, read_upload, 1),
-        inputs=[model, image],
-        outputs=[label],
-        api_name="predict",
-        preprocess=False,
-        **PREDICTION,
-    )
-    return model
 
 
 def _models_tab(app: gr.Blocks, registry: Registry, shelf: WeightsShelf, runs_dir: Path) -> None:
@@ -138,15 +42,31 @@ def _models_tab(app: gr.Blocks, registry: Registry, shelf: WeightsShelf, runs_di
 
     @gr.render(triggers=[app.load, refresh.click])
     def _cards() -> None:
-        paths = shelf.files()
+        # The most accurate first, as the Classify tab's default; unusable files last.
+        paths = sorted(
+            shelf.files(), key=lambda path: -(accuracy(shelf.meta(path.name) or {}) or -1)
+        )
         if not paths:
             gr.Markdown(f"No weights in {shelf.folder}: `zoo train lenet` makes one.")
         for path in paths:
             found = cards.card(registry, path, runs_dir)
-            with gr.Group():
-                gr.Markdown(f"### {found.title}\n\n{found.markdown}")
-                if found.curves is not None:
-                    gr.Image(found.curves, label="Training curves", interactive=False)
+            with gr.Accordion(found.title, open=len(paths) <= 3, elem_classes="model-card"):
+                if found.warning:
+                    gr.HTML(
+                        f'<p class="weak-model">Weak model: {html.escape(found.warning)}. '
+                        "Its answers are little better than guesses.</p>"
+                    )
+                gr.HTML(found.html)
+                with gr.Row(equal_height=False):
+                    for figure, caption in found.figures:
+                        gr.Image(
+                            str(figure),
+                            label=caption,
+                            interactive=False,
+                            height=320,
+                            min_width=300,
+                            buttons=["fullscreen"],
+                        )
 
 
 def _inspect_tab(registry: Registry) -> None:
@@ -155,44 +75,59 @@ def _inspect_tab(registry: Registry) -> None:
     shown = inspector.inspect_model(registry, first)  # the tab opens on the tutorial's LeNet
     with gr.Row():
         # Names are checked by the handler, which answers an unknown one in a short line.
-        model = gr.Dropdown(names, value=first, label="Model", allow_custom_value=True)
-        inspect_button = gr.Button("Inspect", variant="primary")
+        model = gr.Dropdown(names, value=first, label="Model", allow_custom_value=True, scale=3)
+        inspect_button = gr.Button("Inspect", variant="primary", scale=1)
     summary = gr.Markdown(shown.summary)
-    with gr.Row():
-        tree = gr.Code(shown.tree, label="Module tree (print(model))", language=None)
-        table = gr.Dataframe(
-            shown.parameters, headers=["parameter", "shape", "elements"], label="Parameters"
-        )
-    graph = gr.Code(
-        shown.graph, label="Autograd graph of MSELoss(model(randn), randn)", language=None
-    )
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=320):
+            gr.Markdown(inspector.TUTORIAL["tree"])
+            tree = gr.Code(
+                shown.tree, label="Module tree (print(model))", language=None, wrap_lines=True
+            )
+            gr.Markdown(inspector.TUTORIAL["parameters"])
+            table = gr.Dataframe(
+                shown.parameters,
+                headers=["parameter", "shape", "elements"],
+                label="Parameters",
+                wrap=True,
+            )
+        with gr.Column(min_width=320):
+            gr.Markdown(inspector.TUTORIAL["graph"])
+            graph = gr.HTML(shown.graph)
+    gr.Markdown(inspector.TUTORIAL["gradient"])
     with gr.Row():
         # Any model's parameter is accepted (the choices are the shown model's, per session):
         # a fresh client asks /gradient for resnet18's fc.bias without inspecting it first.
         parameter = gr.Dropdown(
-            **_parameter_choices(shown), label="Parameter", allow_custom_value=True
+            **_parameter_choices(shown), label="Parameter", allow_custom_value=True, scale=3
         )
-        grad_button = gr.Button("zero_grad(), then loss.backward()")
-    with gr.Row():
-        before = gr.Code(label="grad after zero_grad()", language=None)
-        after = gr.Code(label="grad after loss.backward()", language=None)
+        grad_button = gr.Button("zero_grad(), then loss.backward()", scale=1)
+    grad_summary = gr.Markdown()
+    with gr.Row(equal_height=False):
+        before = gr.Image(label="grad after zero_grad()", interactive=False, min_width=320)
+        after = gr.Image(label="grad after loss.backward()", interactive=False, min_width=320)
 
     def inspect(name: str):
         found = inspector.inspect_model(registry, name)
         params = gr.Dropdown(**_parameter_choices(found))
         return found.tree, found.parameters, found.summary, found.graph, params
 
+    def gradient(name: str, param: str):
+        found = inspector.gradient_before_after(registry, name, param)
+        return found.before, found.after, found.summary
+
     gr.on(
         [inspect_button.click, model.change],
-        _user_errors(inspect),
+        guarded(inspect),
         model,
         [tree, table, summary, graph, parameter],
         api_name="inspect",
     )
-    grad_button.click(
-        _user_errors(lambda name, param: inspector.gradient_before_after(registry, name, param)),
+    gr.on(
+        [grad_button.click, parameter.change],
+        guarded(gradient),
         [model, parameter],
-        [before, after],
+        [before, after, grad_summary],
         api_name="gradient",
     )
 
@@ -204,37 +139,47 @@ def _parameter_choices(found: inspector.Inspection) -> dict[str, Any]:
 
 
 def _backprop(quantity: float | None, price: float | None, tax: float | None) -> tuple:
-    """The Backprop tab's outputs: total, its three derivatives, the diagram, the graph."""
+    """The Backprop tab's outputs: total, its three derivatives, the diagram, the autograd
+    graph drawn, and the chain rule written out with these values."""
     if quantity is None or price is None or tax is None:
-        raise _error("enter a quantity, a unit price and a tax")
+        raise error("enter a quantity, a unit price and a tax")
     result = backprop.oranges(quantity, price, tax)
-    derivatives = tuple(result.grads[name] for name in ("quantity", "price", "tax"))
-    return (result.values["total"], *derivatives, backprop.diagram(result), result.graph)
+    derivatives = tuple(result.grads[name] for name in backprop.INPUTS)
+    return (
+        result.values["total"],
+        *derivatives,
+        backprop.diagram(result),
+        graphview.svg(result.graph, "total.grad_fn, walked back to the inputs"),
+        backprop.chain_html(result),
+    )
 
 
 def _backprop_tab() -> None:
     gr.Markdown(
         "Oranges: **cost = quantity x price**, **total = cost x tax**. Autograd computes how "
-        "much the total moves when each input moves by one."
+        "much the total moves when each input moves by one: the chain rule multiplies the "
+        "local derivatives on the path from the total back to that input."
     )
     seed = (2, 100, 1.1)  # the tutorial's oranges: 220 in all, 110 an orange, 2.2 a unit of price
     shown = _backprop(*seed)
     with gr.Row():
-        quantity = gr.Number(seed[0], label="quantity")
-        price = gr.Number(seed[1], label="unit price")
-        tax = gr.Number(seed[2], label="tax")
+        quantity = gr.Number(seed[0], label="quantity", min_width=100)
+        price = gr.Number(seed[1], label="unit price", min_width=100)
+        tax = gr.Number(seed[2], label="tax", min_width=100)
     button = gr.Button("Forward and backward", variant="primary")
     picture = gr.HTML(shown[4])
+    chain = gr.HTML(shown[6])
     with gr.Row():
-        total = gr.Number(shown[0], label="total", precision=6)
-        d_quantity = gr.Number(shown[1], label="d total / d quantity", precision=6)
-        d_price = gr.Number(shown[2], label="d total / d price", precision=6)
-        d_tax = gr.Number(shown[3], label="d total / d tax", precision=6)
-    graph = gr.Code(shown[5], label="total.grad_fn, walked", language=None)
-    button.click(
+        total = gr.Number(shown[0], label="total", precision=6, min_width=140)
+        d_quantity = gr.Number(shown[1], label="d total / d quantity", precision=6, min_width=140)
+        d_price = gr.Number(shown[2], label="d total / d price", precision=6, min_width=140)
+        d_tax = gr.Number(shown[3], label="d total / d tax", precision=6, min_width=140)
+    graph = gr.HTML(shown[5])
+    gr.on(
+        [button.click, quantity.submit, price.submit, tax.submit],
         _backprop,
         [quantity, price, tax],
-        [total, d_quantity, d_price, d_tax, picture, graph],
+        [total, d_quantity, d_price, d_tax, picture, graph, chain],
         api_name="backprop",
     )
 
@@ -257,7 +202,9 @@ def build_app(
     with gr.Blocks(title="zoo demo", analytics_enabled=False) as app:
         gr.Markdown("# zoo\nThe model zoo's models, trained by `zoo train`, at work.")
         with gr.Tab("Classify"):
-            model = _classify_tab(classify, examples)
+            model = classify_tab(classify, examples)
+        with gr.Tab("Compare"):
+            compare_tab(classify)
         with gr.Tab("Models"):
             _models_tab(app, registry, shelf, runs_dir)
         with gr.Tab("Inspect"):
@@ -266,16 +213,87 @@ def build_app(
             _backprop_tab()
 
         def reload_choices() -> gr.Dropdown:
-            choices = shelf.choices()
-            return gr.Dropdown(choices, value=choices[0][1] if choices else None)
+            return gr.Dropdown(choices(shelf), value=shelf.default())
 
         app.load(reload_choices, None, model, api_visibility="undocumented")
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return app
 
 
-# Show small images (the 8x8 digits) at the size of their box, pixels sharp.
-CSS = "#upload img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
+CSS = """
+/* Small images (the 8x8 digits) at the size of their box, pixels sharp. */
+:is(#upload, #compare-upload) img { width: 100%; height: 100%; object-fit: contain;
+  image-rendering: pixelated; }
+/* The sketchpad keeps brush, eraser and clear: no pan, zoom, undo, colour or size widgets. */
+#sketchpad :is(button[aria-label="Pan"], button[aria-label="Zoom in"],
+  button[aria-label="Zoom out"], button[aria-label="Undo"], button[aria-label="Redo"],
+  button[aria-label="Color"], button[aria-label="Brush Size"], .zoom-number, .separator) {
+  display: none !important;
+}
+/* Results: the answer, then the top classes as bars with one decimal. */
+.answer { margin: 0 0 8px 0; font-size: 1.05em; overflow-wrap: anywhere; }
+.answer-label { font-size: 1.6em; margin-right: 6px; }
+.answer.unknown { background: #fff3cd; color: #664d03; border-radius: 6px; padding: 8px 10px; }
+.top-row { display: grid; grid-template-columns: minmax(3em, 30%) 1fr 4.5em; gap: 8px;
+  align-items: center; margin: 3px 0; }
+.top-label { overflow-wrap: anywhere; }
+.top-bar { background: var(--neutral-100, #eee); border-radius: 4px; height: 12px; }
+.top-bar span { display: block; height: 100%; background: var(--color-accent, #f97316);
+  border-radius: 4px; }
+.top-value { text-align: right; font-variant-numeric: tabular-nums; }
+.example-gallery img { image-rendering: pixelated; }
+/* The model dropdown shows its whole label, wrapped. */
+#model-choice input { text-overflow: ellipsis; }
+#model-choice ul li { white-space: normal; }
+/* Model cards: topic tables side by side where they fit. */
+.card-tables { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr));
+  gap: 12px; }
+.card-table { width: 100%; border-collapse: collapse; margin: 0 !important; }
+.card-table, .card-table tr { border: none !important; }
+.card-table caption { text-align: left; font-weight: 600; padding: 4px 0; }
+.card-table :is(th, td) { border: none !important; vertical-align: top !important;
+  border-bottom: 1px solid var(--border-color-primary) !important;
+  padding: 3px 8px 3px 0 !important; line-height: 1.35; background: none !important; }
+.card-table th { text-align: left; font-weight: normal; opacity: 0.75; width: 38%; }
+.card-table td { overflow-wrap: anywhere; }
+.weak-model { background: #fff3cd; color: #664d03; border: 1px solid #ffe69c;
+  border-radius: 6px; padding: 8px 12px; margin: 0; font-weight: 600; }
+/* Diagrams: the autograd graph at its natural size, scrolled sideways if it must. */
+.graph-view { margin: 0; }
+.graph-scroll { overflow-x: auto; }
+.graph-scroll svg { max-width: none; }
+.backprop-diagram svg { width: 100%; height: auto; max-height: 440px; }
+.backprop-diagram .tall { display: none; }
+.chain-row { overflow-wrap: anywhere; margin: 6px 0; font-size: 1.05em; }
+.chain-numbers { font-family: monospace; }
+/* Compare: a table; on a phone, each row a card. */
+table.compare { width: 100%; border-collapse: collapse; }
+table.compare :is(th, td) { text-align: left; vertical-align: middle; padding: 4px 6px;
+  border-bottom: 1px solid var(--border-color-primary); overflow-wrap: anywhere; }
+table.compare img { width: 112px; height: 112px; image-rendering: pixelated; display: block; }
+.unknown-flag { background: #fff3cd; color: #664d03; border-radius: 4px; padding: 1px 6px; }
+@media (max-width: 640px) {
+  table.compare thead { display: none; }
+  table.compare :is(tr, td) { display: block; border: none; padding: 2px 0; }
+  table.compare tr { border-bottom: 1px solid var(--border-color-primary); padding: 8px 0; }
+  table.compare td[data-h]::before { content: attr(data-h) ": "; opacity: 0.7; }
+  .example-gallery .grid-container { grid-template-columns: repeat(5, 1fr) !important; }
+  .backprop-diagram .wide { display: none; }
+  .backprop-diagram .tall { display: block; max-width: 420px; margin: auto; }
+  .gradio-container { padding-left: 6px !important; padding-right: 6px !important; }
+}
+"""
+# The sketchpad opens ready to draw: choose its brush once it is on screen (gradio starts on
+# no tool, and a first stroke would do nothing).
+JS = """() => {
+  const pick = () => {
+    const brush = document.querySelector('#sketchpad button[aria-label="Brush"]');
+    if (brush && brush.offsetParent !== null) { brush.click(); observer.disconnect(); }
+  };
+  const observer = new MutationObserver(pick);
+  observer.observe(document.body, {childList: true, subtree: true, attributes: true});
+  pick();
+}"""
 
 
 def serve(
@@ -295,6 +313,7 @@ def serve(
         ssr_mode=False,
         prevent_thread_lock=prevent_thread_lock,
         css=CSS,
+        js=JS,
     )
 
 

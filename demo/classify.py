@@ -21,7 +21,9 @@ from zoo.demo.batching import Batcher
 from zoo.demo.intake import Uploads, kind
 from zoo.demo.shelf import WeightsShelf
 from zoo.errors import ZooError
+from zoo.explain import explain, overlay
 from zoo.inference import Classifier
+from zoo.preprocess import open_image
 from zoo.specs import InputSpec
 from zoo.weights import atomic_write
 
@@ -29,6 +31,7 @@ DISPLAY_SIZE = 224  # the model's view is shown at least this large, pixels kept
 DRAWING_MARGIN = 0.15  # white space kept around a drawing's ink, as in the digits set
 DRAWING_SIZE = 448  # a drawing is scaled down to fit this square (a 280x280 canvas is left as is)
 EMPTY_DRAWING = "the sketchpad is empty: draw a digit first"
+MAX_DRAWING_BYTES = 10_000_000  # as an upload's cap
 DECODERS = 2  # requests decoding at once (a 50-megapixel image takes 150-200 MB)
 
 Result = tuple[dict[str, float], str, str]  # top-5, the model's view as a PNG file, latency
@@ -52,7 +55,14 @@ def read_drawing(uploads: Uploads, sketch: Any) -> Image.Image:
         )
     if not sketch.get("composite"):
         raise ZooError(EMPTY_DRAWING)
-    ink = ImageOps.invert(uploads.open(sketch["composite"]).convert("L"))
+    composite = sketch["composite"]
+    if isinstance(composite, bytes):  # the browser's drawing, sent ahead (see sketch_blobs)
+        if len(composite) > MAX_DRAWING_BYTES:
+            raise ZooError("the drawing is too large")
+        drawn = open_image(io.BytesIO(composite), name="the drawing")
+    else:
+        drawn = uploads.open(composite)
+    ink = ImageOps.invert(drawn.convert("L"))
     box = ink.getbbox()
     if box is None:
         raise ZooError(EMPTY_DRAWING)
@@ -66,6 +76,17 @@ def read_drawing(uploads: Uploads, sketch: Any) -> Image.Image:
     square = Image.new("L", (side, side), 0)
     square.paste(ink, ((side - ink.width) // 2, (side - ink.height) // 2))
     return square
+
+
+def sketch_blobs(sketchpad: Any, value: Any) -> Any:
+    """A sketchpad value as `read_drawing` takes it. The browser sends the drawing's images
+    ahead (gradio's `accept_blobs`, kept in the component's memory) and then only their id,
+    which gradio's own preprocessing would resolve: here the composite alone is taken out
+    (and the entry dropped, as gradio does); any other value passes through to be checked."""
+    if isinstance(value, dict) and isinstance(value.get("id"), str) and not value.get("composite"):
+        blobs = sketchpad.blob_storage.pop(value["id"], None)
+        return {"composite": blobs.composite if blobs is not None else None}
+    return value
 
 
 def model_view(x: torch.Tensor, spec: InputSpec) -> Image.Image:
@@ -89,24 +110,59 @@ def save_view(image: Image.Image, folder: Path) -> str:
 
 @dataclass
 class _Pass:
-    """What one request gets from a forward pass: its model input, its probabilities, and the
-    pass's time and size."""
+    """What one request gets from a forward pass: its model input, its calibrated
+    probabilities, whether it is unknown, where the model looked (a heat map, when asked for),
+    and the pass's time and size."""
 
     x: torch.Tensor
     probabilities: torch.Tensor
+    unknown: bool
+    heatmap: torch.Tensor | None
+    method: str | None
     forward_ms: float
     batch_size: int
 
 
-def _forward(requests: list[tuple[Classifier, torch.Tensor]]) -> list[_Pass]:
-    classifier = requests[0][0]  # a batch holds one model's requests (the batcher's key)
-    batch = classifier.inputs([image for _, image in requests])
+def _forward(requests: list[tuple[Classifier, torch.Tensor, bool]]) -> list[_Pass]:
+    classifier, _, explaining = requests[0]  # a batch holds one model's requests, all alike
+    batch = classifier.inputs([image for _, image, _ in requests])
     started = time.perf_counter()
-    probabilities = classifier.probabilities_of(batch)
+    predictions = classifier.predict(batch)
     forward_ms = (time.perf_counter() - started) * 1000
+    heatmaps: list[torch.Tensor | None] = [None] * len(requests)
+    method = None
+    if explaining:  # in the same worker: Grad-CAM's hooks must not see another pass
+        explanation = explain(classifier, batch)
+        heatmaps, method = list(explanation.heatmaps), explanation.method
     return [
-        _Pass(x, p, forward_ms, len(requests)) for x, p in zip(batch, probabilities, strict=True)
+        _Pass(x, p, bool(u), h, method, forward_ms, len(requests))
+        for x, p, u, h in zip(
+            batch, predictions.probabilities, predictions.unknown, heatmaps, strict=True
+        )
     ]
+
+
+@dataclass
+class Answer:
+    """One image through one model: its answer and how it was reached."""
+
+    name: str  # the weights file (or the ImageNet model's name)
+    classifier: Classifier
+    top: dict[str, float]
+    unknown: bool
+    view: Image.Image  # what the model saw
+    looked: Image.Image | None  # where it looked: the heat map over the view
+    method: str | None
+    forward_ms: float
+    total_ms: float
+    batch_size: int
+
+    @property
+    def latency(self) -> str:
+        return (
+            f"{self.total_ms:.1f} ms in all; the forward pass took {self.forward_ms:.1f} ms "
+            f"for a batch of {self.batch_size}"
+        )
 
 
 class Classify:
@@ -123,24 +179,69 @@ class Classify:
     def __call__(self, name: Any, given: Any, read: Reader) -> Result:
         """Top-5 classes, the model's view (a PNG in `views`) and the latency, or a ZooError
         naming only what the user sent."""
+        answer = self.answer(name, given, read)
+        return answer.top, save_view(answer.view, self.views), answer.latency
+
+    def answer(self, name: Any, given: Any, read: Reader, explaining: bool = False) -> Answer:
+        """The Answer for one request; with `explaining`, where the model looked too."""
         started = time.perf_counter()
         classifier = self.shelf.get(name)
         image = self._decode(classifier, read, given)
-        done = self._batcher(id(classifier), (classifier, image))
-        view = save_view(model_view(done.x, classifier.input), self.views)
-        total_ms = (time.perf_counter() - started) * 1000
-        latency = (
-            f"{total_ms:.1f} ms in all; the forward pass took {done.forward_ms:.1f} ms "
-            f"for a batch of {done.batch_size}"
-        )
-        return classifier.top(done.probabilities, k=5), view, latency
+        return self._run(name, classifier, image, explaining, started)
+
+    def compare(self, given: Any, read: Reader) -> list[Answer | ZooError]:
+        """The image through every model on offer, each with where it looked: an Answer per
+        model, or the error that model gave (an unusable file). The image is decoded once,
+        made into each model's uint8 input, and freed before the forward passes."""
+        started = time.perf_counter()
+        inputs: list[tuple[str, Classifier, torch.Tensor] | ZooError] = []
+        with self._decoding:
+            decoded = read(self.uploads, given)
+            for name in self.shelf.names():
+                try:
+                    classifier = self.shelf.get(name)
+                    inputs.append((name, classifier, self._uint8(classifier, decoded)))
+                except ZooError as error:
+                    inputs.append(ZooError(f"{name}: {error}"))
+            del decoded
+        decode_s = time.perf_counter() - started
+        answers: list[Answer | ZooError] = []
+        for item in inputs:
+            if isinstance(item, ZooError):
+                answers.append(item)
+                continue
+            # Each model's latency: the shared decode, then its own pass.
+            answers.append(self._run(*item, True, time.perf_counter() - decode_s))
+        return answers
 
     def _decode(self, classifier: Classifier, read: Reader, given: Any) -> torch.Tensor:
         """The model's uint8 image of `given`; the decoded file is freed before the request
         waits for its forward pass."""
         with self._decoding:
-            decoded = read(self.uploads, given)
-            try:
-                return classifier.to_uint8(decoded)
-            except Exception:  # PIL's conversions refuse some modes, and odd EXIF data
-                raise ZooError(f"a {decoded.mode} image that cannot be converted") from None
+            return self._uint8(classifier, read(self.uploads, given))
+
+    @staticmethod
+    def _uint8(classifier: Classifier, decoded: Image.Image) -> torch.Tensor:
+        try:
+            return classifier.to_uint8(decoded)
+        except Exception:  # PIL's conversions refuse some modes, and odd EXIF data
+            raise ZooError(f"a {decoded.mode} image that cannot be converted") from None
+
+    def _run(
+        self, name: str, classifier: Classifier, image: torch.Tensor, explaining: bool, started
+    ) -> Answer:
+        done = self._batcher((id(classifier), explaining), (classifier, image, explaining))
+        view = model_view(done.x, classifier.input)
+        looked = overlay(view, done.heatmap) if done.heatmap is not None else None
+        return Answer(
+            name,
+            classifier,
+            classifier.top(done.probabilities, k=5),
+            done.unknown,
+            view,
+            looked,
+            done.method,
+            done.forward_ms,
+            (time.perf_counter() - started) * 1000,
+            done.batch_size,
+        )

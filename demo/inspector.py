@@ -1,22 +1,41 @@
-"""The Inspect tab, after the LeNet tutorial: a model's module tree, its parameter tensors, the
-autograd graph of a forward pass and a loss, and one parameter's gradient before and after
-`backward`."""
+"""The Inspect tab, after the LeNet tutorial: a model's module tree, its parameter tensors,
+the autograd graph of a forward pass and a loss (drawn, leaves named by parameter), and one
+parameter's gradient after `zero_grad()` and after `backward()`, drawn as images."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from PIL import Image
 
+from zoo.demo import graphview
 from zoo.demo.intake import shown
 from zoo.errors import ZooError
-from zoo.introspect import autograd_graph, forward_loss, parameter_count, parameter_shapes
+from zoo.introspect import autograd_nodes, forward_loss, parameter_count, parameter_shapes
 from zoo.registry import Registry
 from zoo.specs import ModelSpec
 
 NUM_CLASSES = 10
-GRAPH_NODES = 200  # the autograd graph shown is cut here (a ResNet50's has thousands)
+GRAPH_NODES = 200  # the autograd graph drawn is cut here (a ResNet50's has thousands)
+MAX_FILTERS, MAX_CHANNELS = 16, 8  # the conv filters and input channels drawn
+
+# How each view maps onto the LeNet tutorial's steps.
+TUTORIAL = {
+    "tree": "**Define the network.** `print(net)` lists the layers the tutorial's `__init__` "
+    "creates; `forward` wires them together, and autograd will derive `backward` from it.",
+    "parameters": "**The learnable parameters**, `net.parameters()`: each layer's weight and "
+    "bias tensors. These are what the update step changes.",
+    "graph": "**Forward, then the loss.** `output = net(input)` and "
+    "`loss = nn.MSELoss()(output, target)` record every operation; following `loss.grad_fn` "
+    "back from the loss (bottom) reaches each parameter (green, top of its branch).",
+    "gradient": "**zero_grad, backward, update.** `net.zero_grad()` sets every gradient to "
+    "zero (left), because `backward` adds to what is there; `loss.backward()` fills them "
+    "(right); the update step, `weight = weight - learning_rate * weight.grad` "
+    "(`optimizer.step()`), moves each weight against its gradient.",
+}
 
 
 @dataclass
@@ -26,7 +45,7 @@ class Inspection:
     tree: str
     parameters: list[list[str | int]]
     summary: str
-    graph: str
+    graph: str  # SVG in HTML
 
 
 def _spec(registry: Registry, name: Any) -> ModelSpec:
@@ -37,20 +56,31 @@ def _spec(registry: Registry, name: Any) -> ModelSpec:
 
 
 def inspect_model(registry: Registry, name: Any) -> Inspection:
-    """The module tree, parameter table and autograd graph of model `name` (10 classes)."""
+    """The module tree, parameter table and drawn autograd graph of model `name` (10 classes)."""
     spec = _spec(registry, name)
     model = registry.build(spec, num_classes=NUM_CLASSES)
     shapes = parameter_shapes(model)
     rows = [[param, str(list(shape)), int(torch.Size(shape).numel())] for param, shape in shapes]
     summary = f"{len(shapes)} parameter tensors, {parameter_count(model):,} parameters"
-    lines = autograd_graph(forward_loss(model, spec.input), max_nodes=GRAPH_NODES)
-    if len(lines) >= GRAPH_NODES:
-        lines.append(f"... (the first {GRAPH_NODES} nodes)")
-    return Inspection(str(model), rows, summary, "\n".join(lines))
+    names = {id(p): param for param, p in model.named_parameters()}
+    nodes = autograd_nodes(forward_loss(model, spec.input), names, max_nodes=GRAPH_NODES)
+    caption = f"The autograd graph of MSELoss({name}(randn), randn): {len(nodes.labels)} nodes"
+    return Inspection(str(model), rows, summary, graphview.svg(nodes, caption))
 
 
-def gradient_before_after(registry: Registry, name: Any, parameter: Any) -> tuple[str, str]:
-    """`parameter`'s gradient after `zero_grad()` and after `loss.backward()`, as printed."""
+@dataclass
+class Gradients:
+    """A parameter's gradient after `zero_grad()` and after `backward()`, drawn, and a line
+    of figures on the second."""
+
+    before: Image.Image
+    after: Image.Image
+    summary: str
+
+
+def gradient_before_after(registry: Registry, name: Any, parameter: Any) -> Gradients:
+    """`parameter`'s gradient after `zero_grad()` and after `loss.backward()`: per-filter heat
+    maps for a conv weight, a histogram otherwise."""
     spec = _spec(registry, name)
     model = registry.build(spec, num_classes=NUM_CLASSES)
     params = dict(model.named_parameters())
@@ -59,6 +89,58 @@ def gradient_before_after(registry: Registry, name: Any, parameter: Any) -> tupl
     loss = forward_loss(model, spec.input)
     loss.backward(retain_graph=True)  # gradient buffers exist, as after an earlier step
     model.zero_grad(set_to_none=False)
-    before = str(params[parameter].grad)
+    before = params[parameter].grad.clone()
     loss.backward()
-    return before, str(params[parameter].grad)
+    after = params[parameter].grad
+    summary = (
+        f"`{parameter}` {list(after.shape)}: after `backward()` the gradient's L2 norm is "
+        f"{after.norm():.4g}, its largest |value| {after.abs().max():.4g}, its mean "
+        f"{after.mean():.3g}; after `zero_grad()` every one of its {after.numel():,} values "
+        f"was {before.abs().max():g}."
+    )
+    title = f"{parameter}.grad"
+    before_image = draw(before, f"{title} after zero_grad()")
+    return Gradients(before_image, draw(after, f"{title} after backward()"), summary)
+
+
+def draw(grad: torch.Tensor, title: str) -> Image.Image:
+    """A gradient as a picture: a conv weight (out, in, h, w) as a grid of heat maps, one per
+    filter and input channel, on one colour scale centred on zero; any other tensor as a
+    histogram of its values with its norms."""
+    from matplotlib.figure import Figure
+
+    grad = grad.detach().float()
+    if grad.dim() == 4:
+        shown = grad[:MAX_FILTERS, :MAX_CHANNELS]
+        filters, channels, h, w = shown.shape
+        # One mosaic: a row per filter, a column per input channel, one pixel of gap between.
+        mosaic = torch.full((filters * (h + 1) - 1, channels * (w + 1) - 1), float("nan"))
+        for f in range(filters):
+            for c in range(channels):
+                mosaic[f * (h + 1) : f * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = shown[f, c]
+        figure = Figure(figsize=(0.5 * channels + 2.6, 0.45 * filters + 1.2), layout="constrained")
+        ax = figure.subplots()
+        limit = shown.abs().max().item() or 1.0  # all zero after zero_grad()
+        image = ax.imshow(mosaic.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_xticks([c * (w + 1) + (w - 1) / 2 for c in range(channels)], range(channels))
+        ax.set_yticks([f * (h + 1) + (h - 1) / 2 for f in range(filters)], range(filters))
+        ax.set(xlabel="input channel", ylabel="filter")
+        ax.tick_params(length=0, labelsize=8)
+        for side in ax.spines.values():
+            side.set_visible(False)
+        figure.colorbar(image, ax=ax, shrink=0.8)
+        cut = "\n(the first filters and channels)" if shown.shape != grad.shape else ""
+        ax.set_title(f"{title}{cut}", fontsize=10)
+    else:
+        figure = Figure(figsize=(5.5, 3), layout="constrained")
+        ax = figure.subplots()
+        values = grad.flatten().numpy()
+        nonzero = bool(values.any())
+        ax.hist(values, bins=min(50, max(5, values.size // 4)), color="#4a6fa5", log=nonzero)
+        ax.set(xlabel="gradient value", ylabel="count (log scale)" if nonzero else "count")
+        ax.set_title(
+            f"{title}\nL2 norm {grad.norm():.3g}, max |g| {grad.abs().max():.3g}", fontsize=10
+        )
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return Image.open(io.BytesIO(buffer.getvalue()))

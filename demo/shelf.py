@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from zoo import weights
+from zoo import threads, weights
 from zoo.demo.intake import kind, shown
 from zoo.errors import ZooError
 from zoo.inference import Classifier
@@ -23,13 +23,18 @@ def _imagenet_weights():
     return ResNet18_Weights.IMAGENET1K_V1
 
 
+def accuracy(meta: dict[str, Any]) -> float | None:
+    """A model's recorded test accuracy (ImageNet top-1 for torchvision's weights)."""
+    metrics = meta.get("metrics", {})
+    value = metrics.get("test_accuracy", metrics.get("imagenet_top1"))
+    return value if isinstance(value, float) else None
+
+
 def describe(meta: dict[str, Any]) -> str:
     """One line on a model's data: dataset, classes and test accuracy."""
     classes = meta["classes"]
     shown = ", ".join(classes) if len(classes) <= 10 else f"{len(classes)} classes"
-    metrics = meta.get("metrics", {})
-    accuracy = metrics.get("test_accuracy", metrics.get("imagenet_top1"))
-    score = f", test accuracy {accuracy:.1%}" if isinstance(accuracy, float) else ""
+    score = f", test accuracy {accuracy(meta):.1%}" if accuracy(meta) is not None else ""
     return f"{meta['model']} on {meta.get('dataset', '?')} ({shown}){score}"
 
 
@@ -66,6 +71,30 @@ class WeightsShelf:
             usable.append((label, IMAGENET_RESNET18))
         return usable + unusable
 
+    def meta(self, name: str) -> dict[str, Any] | None:
+        """The metadata of an offered model, read from its header (no tensors), or None for a
+        file that cannot be used."""
+        if name == IMAGENET_RESNET18:
+            top1 = _imagenet_weights().meta["_metrics"]["ImageNet-1K"]["acc@1"] / 100
+            spec = self.registry.model("resnet18").input.to_dict()
+            return {
+                "model": "resnet18",
+                "dataset": "imagenet",
+                "input": spec,
+                "classes": list(_imagenet_weights().meta["categories"]),
+                "metrics": {"imagenet_top1": top1},
+            }
+        try:
+            return weights.read_meta(self.folder / name)
+        except ZooError:
+            return None
+
+    def default(self) -> str | None:
+        """The most accurate model on offer (by its recorded test accuracy), else the first."""
+        names = self.names()
+        scored = [(accuracy(meta) or -1.0, name) for name in names if (meta := self.meta(name))]
+        return max(scored, key=lambda pair: pair[0])[1] if scored else next(iter(names), None)
+
     def names(self) -> list[str]:
         """The names `choices` offers: the folder's files, and ImageNet's ResNet18 if cached."""
         files = [path.name for path in self.files()]
@@ -101,5 +130,7 @@ class WeightsShelf:
             cached = self._loaded.get(name)
             if cached is None or cached[0] != stamp:
                 cached = (stamp, load())
+                classifier = cached[1]
+                threads.settle(classifier.model, threads.example(classifier.input, 1))
                 self._loaded[name] = cached
             return cached[1]

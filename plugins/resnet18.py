@@ -2,14 +2,18 @@
 
 With `pretrained`, torchvision's ImageNet weights load first and the head is replaced after
 (torchvision refuses num_classes != 1000 together with weights); a 1000-class model keeps the
-ImageNet head. State-dict keys stay torchvision's.
+ImageNet head. State-dict keys stay torchvision's. torch and torchvision are imported only when
+the model is built.
 """
 
-from torch import nn
-from torchvision.models import ResNet18_Weights, resnet18
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import zoo
-from zoo.pretrained import IMAGENET_MEAN, IMAGENET_STD, torchvision_model
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @zoo.hookimpl
@@ -18,7 +22,7 @@ def zoo_models() -> list[zoo.ModelSpec]:
         zoo.ModelSpec(
             name="resnet18",
             summary="torchvision ResNet18, ImageNet transfer with a new Linear(512, classes) head",
-            input=zoo.InputSpec(channels=3, size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+            input=zoo.InputSpec(channels=3, size=224, mean=zoo.IMAGENET_MEAN, std=zoo.IMAGENET_STD),
             head="fc",
             defaults=zoo.TrainDefaults(epochs=5, batch_size=64, lr=1e-3),
             pretrained=True,
@@ -30,6 +34,11 @@ def zoo_models() -> list[zoo.ModelSpec]:
 def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Module | None:
     if spec.name != "resnet18":
         return None
+    from torch import nn
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    from zoo.pretrained import torchvision_model
+
     if not pretrained:
         return resnet18(num_classes=num_classes)
     model = torchvision_model(resnet18, ResNet18_Weights.IMAGENET1K_V1)

@@ -1,14 +1,17 @@
 """torchvision's VGG16 with the transfer head of the "pretrain and fine-tune" tutorial:
 `avgpool` pools to 3x3 and the classifier is 4608 -> 512 -> 128 -> num_classes. Its default
 `head` strategy freezes the convolutional features and trains the new classifier alone.
+torch and torchvision are imported only when the model is built.
 """
 
-import torch
-from torch import nn
-from torchvision.models import VGG16_Weights, vgg16
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import zoo
-from zoo.pretrained import IMAGENET_MEAN, IMAGENET_STD, torchvision_model
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @zoo.hookimpl
@@ -17,7 +20,7 @@ def zoo_models() -> list[zoo.ModelSpec]:
         zoo.ModelSpec(
             name="vgg16",
             summary="torchvision VGG16, frozen features + a 4608->512->128 head (3x3 avgpool)",
-            input=zoo.InputSpec(channels=3, size=32, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+            input=zoo.InputSpec(channels=3, size=32, mean=zoo.IMAGENET_MEAN, std=zoo.IMAGENET_STD),
             head="classifier",
             defaults=zoo.TrainDefaults(
                 epochs=5,
@@ -36,6 +39,11 @@ def zoo_models() -> list[zoo.ModelSpec]:
 def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Module | None:
     if spec.name != "vgg16":
         return None
+    from torch import nn
+    from torchvision.models import VGG16_Weights, vgg16
+
+    from zoo.pretrained import torchvision_model
+
     model = torchvision_model(vgg16, VGG16_Weights.IMAGENET1K_V1) if pretrained else _random_vgg16()
     model.avgpool = nn.AdaptiveAvgPool2d(output_size=(3, 3))
     model.classifier = nn.Sequential(
@@ -51,6 +59,10 @@ def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Mod
 def _random_vgg16() -> nn.Module:
     """torchvision's VGG16 with its features initialised as torchvision does, without paying
     for the 120M-parameter ImageNet classifier that the transfer head replaces (about 1 s)."""
+    import torch
+    from torch import nn
+    from torchvision.models import vgg16
+
     with torch.device("meta"):
         model = vgg16()
     model.features.to_empty(device="cpu")

@@ -17,6 +17,15 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ["HF_DATASETS_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_in_tmp(tmp_path_factory):
+    """zoo's cache (the timm catalog) lives under pytest's temporary folder, not in ~/.cache;
+    subprocesses inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZOO_CACHE", str(tmp_path_factory.mktemp("zoo-cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _no_plugin_path(monkeypatch):
     """Tests see only the plugins they ask for."""
@@ -139,3 +148,28 @@ def demo_server(tmp_path_factory, lenet_weights, registry):
             yield DemoServer(f"http://127.0.0.1:{port}/", weights_dir, examples, torch_home)
         finally:
             app.close()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (its own browser download is not used)."""
+    if not CHROMIUM.is_file():
+        pytest.skip("no /usr/bin/chromium: run scripts/install-chromium.sh")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()

@@ -3,7 +3,7 @@ scripts/install-chromium.sh; Playwright's own browser download is not used)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
 
 import pytest
 from PIL import Image
@@ -12,29 +12,7 @@ from zoo.inference import Classifier
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DIGITS = [str(d) for d in range(10)]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.is_file():
-        pytest.skip("no /usr/bin/chromium: run scripts/install-chromium.sh")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -46,29 +24,17 @@ def page(browser, demo_server):
 
 
 def top_label(page) -> str:
-    """The predicted class the Label shows, once it shows one."""
+    """The top class of the answer shown (or its best guess, if it says "unknown")."""
     from playwright.sync_api import expect
 
-    prediction = page.locator("#prediction")
-    expect(prediction).to_contain_text("%", timeout=20_000)
-    return prediction.inner_text().splitlines()[1]
+    answer = page.locator("#prediction .answer")
+    expect(answer).to_be_visible(timeout=20_000)
+    return answer.get_attribute("data-label")
 
 
-def test_upload_shows_the_predicted_label(page, demo_server, registry):
-    digit = demo_server.examples_dir / "digit-3.png"
-    classifier = Classifier.load(registry, demo_server.weights_dir / "lenet-digits.safetensors")
-    expected = classifier.top(classifier.probabilities([classifier.to_uint8(Image.open(digit))])[0])
-    page.locator("#upload input[type=file]").set_input_files(digit)
-    page.get_by_role("button", name="Classify image").click()
-    assert top_label(page) == next(iter(expected))
-    assert page.get_by_label("Latency").input_value().endswith("for a batch of 1")
-
-
-def test_drawing_on_the_sketchpad_is_classified(page):
-    page.get_by_role("tab", name="Draw").click()
+def draw_seven(page) -> None:
     canvas = page.locator("#sketchpad canvas").first
     canvas.wait_for()
-    page.get_by_role("button", name="Brush").click()
     box = canvas.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x - 60, y - 90)  # a 7: the bar, then the stem
@@ -76,17 +42,66 @@ def test_drawing_on_the_sketchpad_is_classified(page):
     page.mouse.move(x + 60, y - 90, steps=10)
     page.mouse.move(x - 10, y + 100, steps=10)
     page.mouse.up()
-    page.get_by_role("button", name="Classify drawing").click()
-    assert top_label(page) in DIGITS
 
 
-def test_empty_sketchpad_and_bad_upload_show_errors(page, tmp_path):
+def test_upload_shows_the_predicted_label(page, demo_server, registry):
+    from playwright.sync_api import expect
+
+    digit = demo_server.examples_dir / "digit-3.png"
+    classifier = Classifier.load(registry, demo_server.weights_dir / "lenet-digits.safetensors")
+    expected = classifier.top(classifier.probabilities([classifier.to_uint8(Image.open(digit))])[0])
+    page.locator("#upload input[type=file]").set_input_files(digit)
+    page.get_by_role("button", name="Classify image").click()
+    assert top_label(page) == next(iter(expected))
+    expect(page.locator("#prediction")).to_contain_text("lenet-digits.safetensors")
+    assert re.search(r"\d+\.\d%", page.locator("#prediction .top-value").last.inner_text())
+    method = classifier.meta.get("explain", {}).get("method", "saliency")  # chosen in training
+    assert page.locator("#latency textarea").input_value().endswith(f"where it looked: {method}")
+    expect(page.locator("#looked img")).to_be_visible()  # where it looked, beside what it saw
+
+
+def test_drawing_is_classified_as_it_is_drawn(page):
     from playwright.sync_api import expect
 
     page.get_by_role("tab", name="Draw").click()
-    page.get_by_role("button", name="Classify drawing").click()
-    expect(page.get_by_text("the sketchpad is empty: draw a digit first")).to_be_visible()
-    page.get_by_role("tab", name="Image").click()
+    expect(page.get_by_role("button", name="Classify drawing")).to_have_count(0)
+    draw_seven(page)  # the brush is chosen on opening: no tool to pick, no button to press
+    assert top_label(page) in DIGITS
+    expect(page.locator("#looked img")).to_be_visible()
+    page.get_by_role("button", name="Clear canvas").click()
+    expect(page.locator("#prediction .answer")).to_have_count(0, timeout=20_000)
+
+
+def test_examples_classify_on_click_and_a_new_model_answers_again(page):
+    from playwright.sync_api import expect
+
+    expect(page.locator("#examples-photos")).to_be_hidden()  # LeNet is chosen: digits only
+    page.locator("#examples-digits .thumbnail-item").nth(4).click()
+    assert top_label(page) in DIGITS
+    page.locator("#model-choice input").click()
+    page.get_by_role("option", name=re.compile(r"^imagenet\/resnet18")).click()
+    expect(page.locator("#prediction")).to_contain_text("imagenet/resnet18", timeout=30_000)
+    expect(page.locator("#examples-photos")).to_be_visible()
+
+
+def test_compare_shows_every_model(page, demo_server):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare-upload input[type=file]").set_input_files(
+        demo_server.examples_dir / "flower.png"
+    )
+    page.get_by_role("button", name="Compare every model").click()
+    table = page.locator("#compare-table")
+    expect(table).to_contain_text("lenet-digits.safetensors", timeout=30_000)
+    expect(table).to_contain_text("imagenet/resnet18")
+    expect(table).to_contain_text("unusable")  # the corrupt file says so in its row
+    expect(page.locator("#compare-table img").first).to_be_visible()
+
+
+def test_bad_upload_shows_an_error(page, tmp_path):
+    from playwright.sync_api import expect
+
     notes = tmp_path / "notes.png"
     notes.write_text("not an image\n")
     page.locator("#upload input[type=file]").set_input_files(notes)

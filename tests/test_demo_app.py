@@ -57,6 +57,7 @@ def predict(client: Client, image: Path, weights: str = LENET) -> dict:
 def test_named_endpoints(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     expected = {"/predict", "/classify", "/classify_drawing", "/inspect", "/gradient", "/backprop"}
+    expected |= {"/explain", "/compare"}
     assert expected <= set(endpoints)
 
 
@@ -194,12 +195,13 @@ def test_choices_describe_each_file(demo_server, registry, monkeypatch):
 
 
 def test_backprop_oranges(client):
-    total, d_quantity, d_price, d_tax, picture, graph = client.predict(
+    total, d_quantity, d_price, d_tax, picture, graph, chain = client.predict(
         2, 100, 1.1, api_name="/backprop"
     )
     assert (total, d_quantity, d_price, d_tax) == pytest.approx((220, 110, 2.2, 200))
     assert "d total / d price = 2.2" in picture
-    assert graph.splitlines()[0] == "MulBackward0"
+    assert graph.count(">MulBackward0</text>") == 2 and ">quantity</text>" in graph
+    assert "= 1 x 1.1 x 100 = <b>110</b>" in chain and "= 1 x 200 = <b>200</b>" in chain
     assert client.predict(3, 50, 1.0, api_name="/backprop")[:4] == pytest.approx((150, 50, 3, 150))
 
 
@@ -210,11 +212,11 @@ def test_inspect_lenet_as_the_tutorial(client):
     assert shapes[:2] == ["[6, 1, 5, 5]", "[6]"] and len(shapes) == 10
     assert summary.startswith("10 parameter tensors")
     assert parameters["value"] == "conv1.weight" and len(parameters["choices"]) == 10
-    assert graph.splitlines()[0] == "MseLossBackward0"
-    before, after = client.predict("lenet", "conv1.bias", api_name="/gradient")
-    assert before == "tensor([0., 0., 0., 0., 0., 0.])"
-    values = [float(v) for v in re.findall(r"-?\d+\.\d+(?:e-?\d+)?", after)]
-    assert len(values) == 6 and any(v != 0 for v in values)
+    assert graph.startswith('<figure class="graph-view">') and "26 nodes" in graph
+    assert ">conv1.weight 6x1x5x5</text>" in graph and ">MseLossBackward0</text>" in graph
+    before, after, note = client.predict("lenet", "conv1.bias", api_name="/gradient")
+    assert Image.open(before).size[0] > 250 and Image.open(after).size[0] > 250
+    assert "every one of its 6 values was 0" in note and "L2 norm is 0." in note
 
 
 def test_unknown_model_in_inspect(client):
@@ -225,18 +227,23 @@ def test_unknown_model_in_inspect(client):
 def test_cards(registry, demo_server, tmp_path):
     runs = tmp_path / "runs"
     card = cards.card(registry, demo_server.weights_dir / LENET, runs)
-    assert "61,706 parameters" in card.markdown and "test_accuracy" in card.markdown
-    assert "epochs 3" in card.markdown and card.curves is None
-    assert re.search(r"test_accuracy \d+\.\d\d%", card.markdown)
+    assert "<th>parameters</th><td>61,706</td>" in card.html
+    assert re.search(r"<th>test accuracy</th><td>\d+\.\d\d% \(chance: 10.0%\)", card.html)
+    assert "<th>epochs</th><td>3</td>" in card.html and "device" not in card.html
+    assert card.figures == [] and card.warning is None
     (runs / "lenet-digits").mkdir(parents=True)
-    Image.new("RGB", (40, 30)).save(runs / "lenet-digits" / "curves.png")
-    assert cards.card(registry, demo_server.weights_dir / LENET, runs).curves.name == "curves.png"
+    for name in ("test-reliability.png", "test-confusion.png", "curves.png"):
+        Image.new("RGB", (40, 30)).save(runs / "lenet-digits" / name)
+    shown = cards.card(registry, demo_server.weights_dir / LENET, runs).figures
+    assert [(path.name, caption) for path, caption in shown] == [
+        ("curves.png", "Training curves"),
+        ("test-confusion.png", "Confusion matrix (test split)"),
+        ("test-reliability.png", "Reliability diagram (test split)"),
+    ]
     corrupt = cards.card(registry, demo_server.weights_dir / "corrupt.safetensors", runs)
-    assert "Unusable" in corrupt.markdown
-    assert (
-        "plugin is not installed"
-        in cards.card(registry, demo_server.weights_dir / "unicorn.safetensors", runs).markdown
-    )
+    assert "Unusable" in corrupt.html
+    unicorn = cards.card(registry, demo_server.weights_dir / "unicorn.safetensors", runs)
+    assert "its plugin is not installed" in unicorn.html
 
 
 def test_examples_are_the_test_split_digits_and_sample_photos(registry, demo_server):
@@ -251,3 +258,63 @@ def test_examples_are_the_test_split_digits_and_sample_photos(registry, demo_ser
     for path, photo in zip(photos.filenames, photos.images, strict=True):
         name = Path(path).stem + ".png"
         assert (np.asarray(Image.open(demo_server.examples_dir / name)) == photo).all()
+
+
+def test_explain_gives_the_top_classes_and_where_the_model_looked(client, demo_server, registry):
+    digit = demo_server.examples_dir / "digit-7.png"
+    label, looked = client.predict(LENET, handle_file(digit), api_name="/explain")
+    expected = predict(client, digit)
+    assert label["label"] == expected["label"] and len(label["confidences"]) == 5
+    picture = Image.open(looked)
+    assert picture.mode == "RGB" and picture.size[0] >= 224  # the heat map over the model's view
+    with pytest.raises(AppError, match="no weights file 'nope.safetensors'"):
+        client.predict("nope.safetensors", handle_file(digit), api_name="/explain")
+
+
+def test_compare_answers_with_every_model(client, demo_server):
+    table, heatmaps = client.predict(
+        handle_file(demo_server.examples_dir / "flower.png"), api_name="/compare"
+    )
+    rows = {row[0]: row for row in table["data"]}
+    assert table["headers"] == [
+        "weights file",
+        "model",
+        "answer",
+        "confidence %",
+        "unknown",
+        "latency ms",
+    ]
+    assert set(rows) == {LENET, "corrupt.safetensors", "unicorn.safetensors", IMAGENET_RESNET18}
+    _, model, answer, confidence, unknown, latency = rows[LENET]
+    assert model == "lenet" and answer in [str(d) for d in range(10)]
+    assert 0 < confidence <= 100 and unknown in (True, False) and latency > 0
+    assert rows["corrupt.safetensors"][2].startswith("unusable: ")
+    assert "no installed plugin" in rows["unicorn.safetensors"][2]
+    captions = [item["caption"] for item in heatmaps]  # one heat map per usable model
+    assert captions == [f"{LENET}: {answer}", f"{IMAGENET_RESNET18}: {rows[IMAGENET_RESNET18][2]}"]
+
+
+def test_compare_keeps_the_intake_checks(client, files):
+    for name, message in (
+        ("notes.png", "notes.png: not an image file"),
+        ("huge.png", "huge.png: 10000x10000 is too large"),
+    ):
+        with pytest.raises(AppError, match=message):
+            client.predict(handle_file(files[name]), api_name="/compare")
+
+
+def test_the_default_model_is_the_most_accurate(demo_server, registry, monkeypatch, tmp_path):
+    import shutil
+
+    from zoo import weights
+
+    monkeypatch.setenv("TORCH_HOME", str(demo_server.torch_home))
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    shutil.copy(demo_server.weights_dir / LENET, folder / "b-good.safetensors")
+    lenet = Classifier.load(registry, folder / "b-good.safetensors")
+    meta = {**lenet.meta, "metrics": {**lenet.meta["metrics"], "test_accuracy": 0.19}}
+    weights.save(folder / "a-weak.safetensors", lenet.model, meta)
+    (folder / "0-corrupt.safetensors").write_bytes(b"nonsense")
+    shelf = WeightsShelf(registry, folder)
+    assert shelf.default() == "b-good.safetensors"  # not the alphabetically first

@@ -13,10 +13,12 @@ Importing ``zoo`` is light: no torch, no gradio.
 
 from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
-from zoo.specs import DatasetSpec, InputSpec, ModelSpec, TrainDefaults
+from zoo.specs import IMAGENET_MEAN, IMAGENET_STD, DatasetSpec, InputSpec, ModelSpec, TrainDefaults
 
 __version__ = "0.1.0"
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "DatasetSpec",
     "InputSpec",
     "ModelSpec",

@@ -92,10 +92,10 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a model: module tree, parameter tensors, input spec, head, plugin."""
+    reg = registry()
+    spec = reg.model(name)  # before torch is imported: a wrong name fails at once
     from zoo.introspect import autograd_graph, forward_loss, parameter_count, parameter_shapes
 
-    reg = registry()
-    spec = reg.model(name)
     model = reg.build(spec, num_classes=classes)
     shapes = parameter_shapes(model)
     facts = {
@@ -196,6 +196,9 @@ def train(
         bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Decoding processes (folders).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="CPU threads [the fastest, measured].")
+    ] = None,
     out_dir: Annotated[str | None, typer.Option("--out", help="Weights folder [weights].")] = None,
     name_of_run: Annotated[str | None, typer.Option("--run-name")] = None,
     runs_dir: Annotated[
@@ -212,6 +215,8 @@ def train(
 ) -> None:
     """Fine-tune a model; write weights/<model>-<dataset>.safetensors and runs/<run>/."""
     options = dict(locals())  # first: the options as given, None where not
+    reg = registry()
+    spec = reg.model(name)  # before torch is imported: a wrong name fails at once
     from dataclasses import fields
 
     from zoo.settings import read_settings
@@ -227,8 +232,6 @@ def train(
             settings[key] = value
     for key in _PATH_SETTINGS.intersection(settings):
         settings[key] = expand(settings[key])
-    reg = registry()
-    spec = reg.model(name)
     out_folder = Path(settings.pop("out", "weights"))
     runs = Path(settings.pop("runs_dir", "runs"))
     config = TrainConfig.for_model(spec, **settings)
@@ -449,9 +452,17 @@ def demo(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535)] = 7860,
     share: Annotated[bool, typer.Option(help="Ask Gradio for a public link.")] = False,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="CPU threads [the fastest for the first model].")
+    ] = None,
 ) -> None:
     """Serve the Gradio demo for the trained weights."""
     from zoo.demo.app import launch
+
+    if threads:
+        from zoo.threads import fix
+
+        fix(threads)
 
     launch(registry(), weights_dir, host=host, port=port, share=share)
 
@@ -530,16 +541,23 @@ def predict(
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes per image.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 32,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="CPU threads [the fastest, measured].")
+    ] = None,
+    amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast.")] = False,
 ) -> None:
     """Classify image files and folders: a table, or one JSON object per line."""
     from rich.progress import MofNCompleteColumn, Progress
 
+    from zoo import threads as torch_threads
     from zoo.inference import Classifier
     from zoo.predict import find_images
     from zoo.predict import predict as classify
 
     classifier = Classifier.load(registry(), weights)
     files = find_images(images)
+    example = torch_threads.example(classifier.input, min(batch_size, len(files)))
+    torch_threads.use(threads, classifier.model, example, train=False)
     rows: list[dict[str, str]] = []
     skipped = 0
     columns = (*Progress.get_default_columns(), MofNCompleteColumn())
@@ -547,7 +565,7 @@ def predict(
     progress = Progress(*columns, console=err, transient=True, redirect_stdout=False, disable=quiet)
     with progress as bar:
         task = bar.add_task("predicting", total=len(files))
-        for path, answer in classify(classifier, files, k=top_k, batch_size=batch_size):
+        for path, answer in classify(classifier, files, k=top_k, batch_size=batch_size, amp=amp):
             bar.advance(task)
             if isinstance(answer, ZooError):
                 skipped += 1

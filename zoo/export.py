@@ -3,7 +3,8 @@
 plugin can override or add to.
 
 Every format carries the weights file's metadata (model, classes, input spec, ...): ONNX in its
-`metadata_props`, TorchScript and torch.export archives as the extra file `zoo.json`.
+`metadata_props`, TorchScript and torch.export archives as the extra file `zoo.json`. The core
+registers this module at every start, so torch is imported only by the functions that use it.
 """
 
 from __future__ import annotations
@@ -20,15 +21,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
-from zoo import unknown, weights
 from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
 from zoo.specs import InputSpec, ModelSpec
 
 if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
     from zoo.inference import Classifier
     from zoo.registry import Registry
 
@@ -48,6 +48,10 @@ def export(registry: Registry, classifier: Classifier, fmt: str, path: Path) -> 
 
     A ZooError if `path` cannot be written, no plugin knows `fmt`, or the exporter fails.
     """
+    import torch
+
+    from zoo import unknown
+
     writable(path)
     if path.resolve() == classifier.path.resolve():
         raise ZooError(f"{path} is the weights file itself; name another --out")
@@ -92,19 +96,27 @@ def optional(module: str, purpose: str) -> ModuleType:
 
 def example_input(spec: InputSpec) -> torch.Tensor:
     """A fixed random batch shaped as the model's input, for tracing."""
+    import torch
+
     generator = torch.Generator().manual_seed(0)
     return torch.rand(EXAMPLE_BATCH, spec.channels, spec.size, spec.size, generator=generator)
 
 
 def _batch_dim() -> tuple[dict[int, Any]]:
+    import torch
+
     return ({0: torch.export.Dim("batch")},)
 
 
 def _safetensors(model: nn.Module, example: torch.Tensor, meta: dict, tmp: str) -> None:
+    from zoo import weights
+
     weights.save(tmp, model, meta)
 
 
 def _onnx(model: nn.Module, example: torch.Tensor, meta: dict, tmp: str) -> None:
+    import torch
+
     onnx = optional("onnx", "ONNX export")
     optional("onnxscript", "ONNX export")
     program = torch.onnx.export(
@@ -122,6 +134,8 @@ def _onnx(model: nn.Module, example: torch.Tensor, meta: dict, tmp: str) -> None
 
 
 def _torchscript(model: nn.Module, example: torch.Tensor, meta: dict, tmp: str) -> None:
+    import torch
+
     with warnings.catch_warnings():  # deprecated in favour of torch.export, still supported
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
         traced = torch.jit.trace(model, example)
@@ -129,6 +143,8 @@ def _torchscript(model: nn.Module, example: torch.Tensor, meta: dict, tmp: str) 
 
 
 def _pt2(model: nn.Module, example: torch.Tensor, meta: dict, tmp: str) -> None:
+    import torch
+
     program = torch.export.export(model, (example,), dynamic_shapes=_batch_dim())
     with open(tmp, "wb") as file:  # a file object: torch.export.save wants a .pt2 name otherwise
         torch.export.save(program, file, extra_files={META_FILE: json.dumps(meta)})
@@ -167,6 +183,8 @@ def zoo_export(
     writer = WRITERS.get(fmt)
     if writer is None:
         return None
+    from zoo import weights
+
     example = example_input(weights.input_spec(meta))
     try:
         with _quiet():

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
 from zoo.specs import ModelSpec
+
+if TYPE_CHECKING:
+    from torch import nn
 
 STRATEGIES = ("full", "head")
 

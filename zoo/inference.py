@@ -5,17 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
 from torch import nn
-from torchvision.models import WeightsEnum
 
 from zoo import weights
 from zoo.errors import ZooError
 from zoo.preprocess import pil_to_uint8, prepare
-from zoo.pretrained import cached_file
 from zoo.registry import Registry
 from zoo.specs import InputSpec, ModelSpec
 from zoo.unknown import UnknownDetector, capture_input
@@ -28,6 +26,10 @@ class Predictions:
 
     probabilities: torch.Tensor
     unknown: torch.Tensor
+
+
+if TYPE_CHECKING:
+    from torchvision.models import WeightsEnum
 
 
 @dataclass
@@ -75,6 +77,8 @@ class Classifier:
         `weights` is the torchvision weights enum the model's plugin loads for
         `pretrained=True` (such as `ResNet18_Weights.IMAGENET1K_V1`).
         """
+        from zoo.pretrained import cached_file  # torchvision, only for its weights
+
         spec = registry.model(name)
         model = registry.build(spec, num_classes=1000, pretrained=True)
         categories = list(weights.meta["categories"])

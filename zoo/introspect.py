@@ -3,6 +3,9 @@ and the autograd graph of a forward pass and a loss, walked through `grad_fn.nex
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -48,3 +51,43 @@ def autograd_graph(loss: torch.Tensor, max_nodes: int = 200) -> list[str]:
 
     walk(loss.grad_fn, 0)
     return lines
+
+
+@dataclass
+class GraphNodes:
+    """The backward graph from a loss as data: a label per node (the root first) and the edges
+    (consumer, input), pointing from each node to the nodes it backpropagates into."""
+
+    labels: dict[int, str]
+    edges: list[tuple[int, int]]
+    truncated: bool
+
+
+def autograd_nodes(
+    loss: torch.Tensor, names: dict[int, str] | None = None, max_nodes: int = 200
+) -> GraphNodes:
+    """The backward graph from `loss`, breadth first, cut at `max_nodes` nodes. A leaf
+    (AccumulateGrad) is labelled by `names[id(tensor)]` (parameter names) when given."""
+    names = names or {}
+    labels: dict[int, str] = {}
+    edges: list[tuple[int, int]] = []
+    queue, truncated = deque([loss.grad_fn]), False
+    while queue:
+        fn = queue.popleft()
+        if id(fn) in labels:
+            continue
+        if len(labels) >= max_nodes:
+            truncated = True
+            break
+        variable = getattr(fn, "variable", None)
+        if isinstance(variable, torch.Tensor):
+            shape = "x".join(map(str, variable.shape))
+            labels[id(fn)] = f"{names.get(id(variable), 'leaf')} {shape}".strip()
+        else:
+            labels[id(fn)] = type(fn).__name__
+        for child, _ in fn.next_functions:
+            if child is not None:
+                edges.append((id(fn), id(child)))
+                queue.append(child)
+    edges = [(a, b) for a, b in edges if b in labels]
+    return GraphNodes(labels, edges, truncated)

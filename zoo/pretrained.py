@@ -10,9 +10,16 @@ from torch import nn
 from torchvision.models import ResNet18_Weights, WeightsEnum
 
 from zoo.errors import ZooError
+from zoo.specs import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "cached_file",
+    "imagenet_weights",
+    "is_cached",
+    "torchvision_model",
+]
 
 # The models whose `zoo_build(..., num_classes=1000, pretrained=True)` is torchvision's whole
 # ImageNet classifier, with the weights it loads (whose metadata names the 1000 classes).

@@ -27,15 +27,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from zoo import analysis, distributed, posthoc, runlog
+from zoo import analysis, distributed, posthoc, runlog, threads
 from zoo.augment import augment, photo_augment
 from zoo.checkpoint import (
     FILENAME,
+    frozen_checksum,
     load_checkpoint,
+    load_trained,
     read_state_dict,
     rng_state,
     save_checkpoint,
     set_rng_state,
+    trained_state,
 )
 from zoo.datasets import ImageSplits, load_dataset
 from zoo.datasets.splits import hold_out
@@ -51,7 +54,7 @@ from zoo.specs import DatasetSpec, InputSpec, ModelSpec, TrainDefaults
 from zoo.weights import load_fitting, save
 
 # Settings a resumed run may change: they decide where it runs, not what it computes.
-RUNTIME = ("device", "workers", "data_dir", "download", "compile")
+RUNTIME = ("device", "workers", "data_dir", "download", "compile", "threads")
 MIN_STEPS = 20  # a default batch size leaves at least this many steps an epoch
 FEW_STEPS = 4  # a chosen one that leaves fewer gets a warning
 
@@ -73,6 +76,7 @@ class TrainConfig(TrainDefaults):
     workers: int | None = None
     data_dir: str | None = None
     download: bool = False
+    threads: int | None = None
 
     @classmethod
     def for_model(cls, spec: ModelSpec, **overrides: Any) -> TrainConfig:
@@ -82,7 +86,7 @@ class TrainConfig(TrainDefaults):
         return cls(**{**asdict(spec.defaults), **given})
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "limit", "image_size"):
+        for name in ("epochs", "batch_size", "limit", "image_size", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ZooError(f"--{name.replace('_', '-')} must be at least 1")
         if self.lr <= 0:
@@ -205,11 +209,13 @@ class _Run:
         groups = registry.finetune(spec, self.model, config.strategy)
         self.model.to(ctx.device, memory_format=torch.channels_last)
         if saved:  # before any features are computed from it
-            self.model.load_state_dict(saved["state_dict"])
+            load_trained(self.model, saved, run_dir / FILENAME)
+        self.frozen = frozen_checksum(self.model)
         if config.image_size:
             _check_input(self.model, spec.name, self.input, ctx.device)
         self.module, self.train_x, self.test_x = self._inputs(head_module(self.model, spec))
         self.train_y = self.data.train_labels.to(ctx.device)
+        self.threads = threads.use(config.threads, self.module, self._example(), train=True)
 
         shard = len(ctx.shard(self.train_y))
         if not saved:
@@ -244,6 +250,12 @@ class _Run:
             resident(self.data.train_images, device),
             resident(self.data.test_images, device),
         )
+
+    def _example(self) -> torch.Tensor:
+        """A batch as the module trains on it, to time the thread counts on."""
+        x = self.train_x[: self.config.batch_size]
+        x = x if isinstance(x, torch.Tensor) else x.read()  # mapped images
+        return x if self.cached else prepare(x.to(self.ctx.device), self.input)
 
     @property
     def cached(self) -> bool:
@@ -330,6 +342,7 @@ class _Run:
                 "lr": self.schedule.get_last_lr()[0],
                 "images_per_s": seen / self.seconds if self.seconds else None,
                 "seconds": self.seconds,
+                "threads": self.threads,
             }
         )
         self.seconds = 0.0
@@ -370,7 +383,8 @@ class _Run:
             "seconds": self.seconds,
             "tally": tally,
             "history": self.history,
-            "state_dict": self.model.state_dict(),
+            "state_dict": trained_state(self.model),  # the frozen rest is rebuilt on resume
+            "frozen": self.frozen,
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "rng": rng_state(),

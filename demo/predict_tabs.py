@@ -1,0 +1,355 @@
+"""The Classify and Compare tabs and the prediction endpoints (/predict, /classify,
+/classify_drawing, /explain, /compare). Every input goes through `Classify`: the shelf's names
+only, the intake's checks, one decode per request, the shared forward passes."""
+
+from __future__ import annotations
+
+import functools
+import html
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from zoo.demo import cards
+from zoo.demo.classify import (
+    EMPTY_DRAWING,
+    Answer,
+    Classify,
+    Reader,
+    read_drawing,
+    read_upload,
+    sketch_blobs,
+)
+from zoo.demo.components import lenient
+from zoo.demo.examples import Example
+from zoo.demo.intake import Uploads
+from zoo.demo.results import answer_html, compare_html, example_groups
+from zoo.demo.shelf import WeightsShelf, accuracy, describe
+from zoo.errors import ZooError
+
+MAX_BATCH_SIZE = 16  # concurrent predictions that share one forward pass
+# Every prediction event runs in this group; each decodes its own input, then waits for a
+# forward pass shared with the others (demo/batching.py), so up to a batch can run at once.
+PREDICTION = {"concurrency_id": "predict", "concurrency_limit": MAX_BATCH_SIZE}
+# The tab's own events: not in the API docs, gradio's file data taken as it comes (the intake
+# opens what is due; gradio decodes nothing, no editor layer).
+UI_EVENT = {"api_visibility": "undocumented", "preprocess": False, **PREDICTION}
+GROUPS = {"digits": "Digits, for digit models", "photos": "Photographs, for photo models"}
+COMPARE_HEADERS = ["weights file", "model", "answer", "confidence %", "unknown", "latency ms"]
+
+
+def error(message: str) -> gr.Error:
+    """A user's mistake as a gr.Error: escaped (gradio renders it as HTML), no server traceback."""
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
+
+
+def guarded(run: Callable[..., Any]) -> Callable[..., Any]:
+    """`run`, with a ZooError shown as a one-line gr.Error and a bug logged here and answered
+    with one line."""
+
+    @functools.wraps(run)  # gradio reads the signature (gr.SelectData arguments)
+    def wrapped(*args: Any) -> Any:
+        try:
+            return run(*args)
+        except ZooError as problem:
+            raise error(str(problem)) from None
+        except gr.Error:
+            raise
+        except Exception:  # a bug, not the user's doing: logged here, one line for the user
+            traceback.print_exc()
+            raise error("the server failed on this request") from None
+
+    return wrapped
+
+
+def choices(shelf: WeightsShelf) -> list[tuple[str, str]]:
+    """Short dropdown labels (they fit a phone): the name, its accuracy, "weak" if it is."""
+    choices = []
+    for name in shelf.names():
+        meta = shelf.meta(name)
+        if meta is None:
+            choices.append((f"{name}: unusable", name))
+            continue
+        score = accuracy(meta)
+        label = f"{name}, {score:.1%}" if score is not None else name
+        if meta.get("classes") and "metrics" in meta and cards.weakness(meta):
+            label += " (weak)"
+        choices.append((label, name))
+    return choices
+
+
+def _about(shelf: WeightsShelf, name: str | None) -> str:
+    """A line on the chosen model, with the weak-model warning where it applies."""
+    meta = shelf.meta(name) if name in shelf.names() else None
+    if meta is None:
+        return "<p>No usable model chosen: `zoo train lenet` makes one.</p>" if name else ""
+    text = f'<p class="model-about">{html.escape(describe(meta))}</p>'
+    weak = cards.weakness(meta) if "metrics" in meta else None
+    if weak:
+        text += f'<p class="weak-model">Weak model: {html.escape(weak)}.</p>'
+    return text
+
+
+def _shown(answer: Answer) -> tuple:
+    """The Classify tab's outputs for an answer."""
+    title = f"{answer.classifier.meta['model']} on {answer.classifier.meta.get('dataset', '?')}"
+    return (
+        answer_html(answer.name, title, answer.top, answer.unknown),
+        answer.view,
+        answer.looked,
+        answer.latency + (f"; where it looked: {answer.method}" if answer.method else ""),
+    )
+
+
+CLEARED = ("", None, None, "")
+
+
+def _image_input(elem_id: str, height: int) -> gr.Image:
+    """An image by upload, paste or webcam, its value passed to the handler as it came."""
+    return lenient(
+        gr.Image(
+            type="filepath",
+            sources=["upload", "clipboard", "webcam"],
+            label="Upload, paste or take a picture",
+            elem_id=elem_id,
+            height=height,
+            format="png",
+        )
+    )
+
+
+def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
+    """The Classify tab: a model, an image or a drawing, the answer right under it with what
+    the model saw and where it looked, then the examples that suit the model."""
+    shelf = classify.shelf
+    chosen = shelf.default()
+    model = gr.Dropdown(choices(shelf), value=chosen, label="Model", elem_id="model-choice")
+    about = gr.HTML(_about(shelf, chosen))
+    source = gr.State(None)  # "image" or "drawing": what the shown answer came from
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=300):
+            with gr.Tab("Image"):
+                image = _image_input("upload", 300)
+                image_button = gr.Button("Classify image", variant="primary")
+            with gr.Tab("Draw"):
+                sketch = lenient(
+                    gr.Sketchpad(
+                        type="filepath",
+                        format="png",
+                        canvas_size=(280, 280),
+                        brush=gr.Brush(default_size=16, colors=["#000000"], color_mode="fixed"),
+                        eraser=gr.Eraser(default_size=24),
+                        layers=False,
+                        transforms=(),
+                        label="Draw a digit: it is classified as you draw",
+                        elem_id="sketchpad",
+                    )
+                )
+        with gr.Column(min_width=300):
+            answer = gr.HTML(elem_id="prediction")
+            with gr.Row():
+                seen, looked = (
+                    gr.Image(
+                        label=label,
+                        interactive=False,
+                        format="png",
+                        min_width=140,
+                        buttons=["fullscreen"],
+                        elem_id=elem_id,
+                    )
+                    for label, elem_id in (
+                        ("What the model saw", "seen"),
+                        ("Where it looked", "looked"),
+                    )
+                )
+            latency = gr.Textbox(label="Latency", interactive=False, elem_id="latency")
+    galleries, sections = {}, {}
+    fits = example_groups(shelf.meta(chosen) if chosen else None)
+    for group, title in GROUPS.items():
+        chosen_examples = [e for e in examples if e.group == group]
+        with gr.Column(visible=group in fits, elem_id=f"examples-{group}") as sections[group]:
+            gr.Markdown(f"**{title}**: click one to classify it")
+            galleries[group] = gr.Gallery(
+                [(str(e.path), e.label) for e in chosen_examples],
+                show_label=False,
+                columns=10,
+                height="auto",
+                object_fit="contain",
+                allow_preview=False,
+                elem_classes="example-gallery",
+            )
+    shown = [answer, seen, looked, latency]
+
+    def read_sketch(uploads: Uploads, value: Any) -> Image.Image:
+        return read_drawing(uploads, sketch_blobs(sketch, value))
+
+    def from_image(name: Any, given: Any) -> tuple:
+        return (*_shown(classify.answer(name, given, read_upload, explaining=True)), "image")
+
+    def from_drawing(name: Any, sketch_value: Any) -> tuple:
+        try:
+            found = classify.answer(name, sketch_value, read_sketch, explaining=True)
+        except ZooError as problem:
+            if str(problem) == EMPTY_DRAWING:  # cleared, or not drawn yet: nothing to say
+                return (*CLEARED, None)
+            raise
+        return (*_shown(found), "drawing")
+
+    def rerun(name: Any, given: Any, sketch_value: Any, came_from: str | None) -> tuple:
+        """A new model answers for the input on screen."""
+        if came_from == "drawing":
+            return from_drawing(name, sketch_value)
+        if came_from == "image" and given:
+            return from_image(name, given)
+        return (*CLEARED, came_from)
+
+    def refit(name: Any) -> tuple:
+        groups = example_groups(shelf.meta(name) if name in shelf.names() else None)
+        return (_about(shelf, name), *(gr.Column(visible=g in groups) for g in GROUPS))
+
+    image_button.click(
+        guarded(from_image),
+        [model, image],
+        [*shown, source],
+        **UI_EVENT,
+    )
+    sketch.change(
+        guarded(from_drawing),
+        [model, sketch],
+        [*shown, source],
+        trigger_mode="always_last",  # strokes made during a pass: only the last one is run
+        show_progress="hidden",
+        **UI_EVENT,
+    )
+    model.change(
+        guarded(rerun),
+        [model, image, sketch, source],
+        [*shown, source],
+        trigger_mode="always_last",
+        **UI_EVENT,
+    )
+    model.change(refit, model, [about, *sections.values()], api_visibility="undocumented")
+    for group, gallery in galleries.items():
+        chosen_examples = [e for e in examples if e.group == group]
+
+        def pick(name: Any, selected: gr.SelectData, group_examples=chosen_examples) -> tuple:
+            example = group_examples[selected.index]  # the server's file, never a client path
+            found = classify.answer(name, str(example.path), read_upload, explaining=True)
+            shown_image = Image.open(example.path)  # a copy goes to gradio's cache
+            return (shown_image, *_shown(found), "image")
+
+        gallery.select(
+            guarded(pick),
+            [model],
+            [image, *shown, source],
+            api_visibility="undocumented",
+            **PREDICTION,
+        )
+    _named_endpoints(classify, model, image, sketch, read_sketch)
+    return model
+
+
+def _named_endpoints(classify: Classify, model, image, sketch, read_sketch: Reader) -> None:
+    """The documented API: /predict, /classify, /classify_drawing and /explain."""
+
+    def result(read: Reader, outputs: int) -> Callable[[Any, Any], Any]:
+        def run(name: Any, given: Any) -> Any:
+            found = classify(name, given, read)
+            return found[0] if outputs == 1 else found
+
+        return run
+
+    def explain(name: Any, given: Any) -> tuple:
+        found = classify.answer(name, given, read_upload, explaining=True)
+        return found.top, found.looked
+
+    label = gr.Label(num_top_classes=5, visible=False)
+    view = gr.Image(format="png", visible=False)
+    latency = gr.Textbox(visible=False)
+    # The prediction events take gradio's file data as it comes (preprocess=False): gradio
+    # decodes nothing (no editor layer, no unchecked file); `intake.Uploads` opens what is due.
+    for name, read, inputs, outputs in (
+        ("predict", read_upload, [model, image], [label]),
+        ("classify", read_upload, [model, image], [label, view, latency]),
+        ("classify_drawing", read_sketch, [model, sketch], [label, view, latency]),
+    ):
+        gr.on(
+            triggers=[],
+            fn=guarded(result(read, len(outputs))),
+            inputs=inputs,
+            outputs=outputs,
+            api_name=name,
+            preprocess=False,
+            **PREDICTION,
+        )
+    gr.on(
+        triggers=[],
+        fn=guarded(explain),
+        inputs=[model, image],
+        outputs=[label, view],
+        api_name="explain",
+        preprocess=False,
+        **PREDICTION,
+    )
+
+
+def compare_tab(classify: Classify) -> None:
+    """The Compare tab (a table that wraps on a phone, heat maps in its rows) and /compare
+    (the same rows as data, and the heat maps as a gallery)."""
+    gr.Markdown(
+        "One image, every model on the shelf: each one's answer, its calibrated confidence, "
+        "whether it finds the image unlike its training data, its latency and where it looked."
+    )
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=300, scale=1):
+            image = _image_input("compare-upload", 260)
+            button = gr.Button("Compare every model", variant="primary")
+        with gr.Column(min_width=300, scale=2):
+            shown = gr.HTML(elem_id="compare-table")
+    table = gr.Dataframe(headers=COMPARE_HEADERS, visible=False)
+    heatmaps = gr.Gallery(visible=False)
+
+    def compare(given: Any) -> tuple[list[list], dict[str, Image.Image]]:
+        """A row per model on offer, and each usable one's heat map by name."""
+        data, looked = [], {}
+        for found in classify.compare(given, read_upload):
+            if isinstance(found, ZooError):
+                name, _, why = str(found).partition(": ")
+                data.append([name, "", f"unusable: {why}", None, None, None])
+                continue
+            label, p = next(iter(found.top.items()))
+            model = found.classifier.meta["model"]
+            data.append(
+                [
+                    found.name,
+                    model,
+                    label,
+                    round(p * 100, 1),
+                    found.unknown,
+                    round(found.total_ms, 1),
+                ]
+            )
+            looked[found.name] = found.looked
+        return data, looked
+
+    def rows(given: Any) -> tuple[list[list], list[tuple]]:
+        data, looked = compare(given)
+        answers = {row[0]: row[2] for row in data}
+        return data, [(picture, f"{name}: {answers[name]}") for name, picture in looked.items()]
+
+    def show(given: Any) -> str:
+        return compare_html(*compare(given))
+
+    button.click(guarded(show), [image], [shown], **UI_EVENT)
+    gr.on(
+        triggers=[],
+        fn=guarded(rows),
+        inputs=[image],
+        outputs=[table, heatmaps],
+        api_name="compare",
+        preprocess=False,
+        **PREDICTION,
+    )
