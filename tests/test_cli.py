@@ -231,7 +231,8 @@ def test_plugins_returning_wrong_types_do_not_break_other_models(zoo_cli, tmp_pa
     assert result.code == 1 and result.err.count("\n") == 1
     assert "oops.py failed in zoo_build for 'stringy': returned str 'a model'" in result.err
     result = zoo_cli(
-        f"--plugins-dir {plugins} train lenet --epochs 1 --limit 50 --out {tmp_path} -q"
+        f"--plugins-dir {plugins} train lenet --epochs 1 --limit 50 --out {tmp_path} -q "
+        f"--runs-dir {tmp_path / 'runs'}"
     )
     assert result.code == 0, result.err
     assert "warning: plugin" in result.err and "failed in zoo_finetune for 'lenet'" in result.err
