@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +317,22 @@ def serve(
     )
 
 
+def check_port(host: str, port: int) -> None:
+    """A one-line ZooError now if `host:port` cannot be served (taken, or not this machine's)."""
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as error:
+        raise ZooError(
+            f"cannot serve on {host}:{port} ({error.strerror or error}); "
+            "stop what uses it or pick another --port"
+        ) from None
+
+
 def launch(
     registry: Registry,
     weights_dir: Path,
@@ -326,4 +343,5 @@ def launch(
     """`zoo demo`: serve the demo for the weights in `weights_dir` until interrupted."""
     if not Path(weights_dir).is_dir():
         raise ZooError(f"weights folder {weights_dir} does not exist")
+    check_port(host, port)
     serve(build_app(registry, weights_dir), host, port, share)

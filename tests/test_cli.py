@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 
+import pytest
+from PIL import Image
 from safetensors import safe_open
 
 from tests.test_models import LENET_TREE
@@ -91,8 +95,20 @@ def test_bad_option_values_are_one_clear_line(zoo_cli, tmp_path):
         assert result.code == 1 and result.err.startswith(message), result.err
         assert "Traceback" not in result.err
     assert list(tmp_path.iterdir()) == []
-    result = zoo_cli("info lenet --classes many")
-    assert result.code == 2 and "Invalid value" in result.err and "Traceback" not in result.err
+
+
+def test_usage_errors_are_one_error_line_and_exit_1(zoo_cli):
+    for args, message in [
+        ("train lenet --epochs ten", "error: Invalid value for '--epochs'"),
+        ("info lenet --classes many", "error: Invalid value for '--classes'"),
+        ("list --bogus", "error: No such option: --bogus; see zoo list --help"),
+        ("train", "error: Missing argument 'name'; see zoo train --help"),
+    ]:
+        result = zoo_cli(args)
+        assert result.code == 1 and result.err.startswith(message), result.err
+        assert result.err.count("\n") == 1 and result.out == ""
+    help_ = zoo_cli("train --help")
+    assert help_.code == 0 and "--epochs" in help_.out and help_.err == ""
 
 
 def test_train_lenet_writes_self_describing_weights(zoo_cli, tmp_path):
@@ -114,3 +130,110 @@ def test_train_is_reproducible_with_a_seed(zoo_cli, tmp_path):
     a, b = (tmp_path / "a.safetensors", tmp_path / "b.safetensors")
     with safe_open(str(a), framework="pt") as fa, safe_open(str(b), framework="pt") as fb:
         assert all((fa.get_tensor(k) == fb.get_tensor(k)).all() for k in fa.keys())  # noqa: SIM118
+
+
+def test_home_and_variables_are_expanded_in_every_path(
+    zoo_cli, tmp_path, monkeypatch, lenet_weights
+):
+    from tests.datafiles import write_image_folder
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WEIGHTS", str(lenet_weights.parent))
+    write_image_folder(tmp_path / "photos", ["cat", "dog"], per_class=6)
+    result = zoo_cli(
+        "train lenet -d folder:~/photos --epochs 1 -q --out '$WEIGHTS/../out' --run-name home"
+    )
+    assert result.code == 0, result.err
+    assert (lenet_weights.parent.parent / "out" / "home.safetensors").is_file()
+    result = zoo_cli(f"eval '$WEIGHTS/{lenet_weights.name}' --json")
+    assert result.code == 0 and json.loads(result.out)["images"] > 0
+    result = zoo_cli("predict ~/nothing.safetensors ~/a.png")
+    assert result.err == f"error: {tmp_path / 'nothing.safetensors'}: no such weights file\n"
+
+
+def zoo_lines(args: list[str], columns: int | None, table_from: int = 0) -> list[str]:
+    """`zoo ARGS`'s output lines, piped (not a terminal), with $COLUMNS set or not; those
+    from `table_from` on (the tables) fit the width."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update({"COLUMNS": str(columns)} if columns else {})
+    run = subprocess.run(
+        [sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines and all(len(line) <= (columns or 80) for line in lines[table_from:]), run.stdout
+    return lines
+
+
+@pytest.mark.parametrize("columns", [None, 80])
+def test_list_and_datasets_read_well_at_80_columns_and_piped(columns):
+    lines = zoo_lines(["list"], columns)
+    text = " ".join(" ".join(line.split()) for line in lines)
+    assert lines[0].split() == ["model", "input", "pretrained", "summary"]
+    assert "LeNet of the PyTorch tutorial: 2 convs + 3 linear layers" in text  # words whole
+    assert len(lines) <= 4 * 10 + 2  # not one character a line
+    lines = zoo_lines(["list", "timm/vit_*"], columns)
+    assert all(len(line.split()[0]) > 1 for line in lines if line.split() and line[0] != " ")
+    lines = zoo_lines(["datasets"], columns)
+    table = lines[: lines.index("")] if "" in lines else lines
+    assert table[0].split()[:3] == ["dataset", "augment", "flips"]
+    rows = sum(1 for line in table[1:] if not line.startswith(" "))
+    assert rows >= 6 and len(table) <= 1 + 4 * rows
+    wide = zoo_lines(["list"], 160)
+    assert wide[0].split() == ["model", "input", "pretrained", "plugin", "summary"]
+    assert len(wide) == 1 + sum(1 for line in wide if line.startswith(("lenet", "vgg16"))) + 9
+
+
+def test_predict_and_eval_tables_fit_80_columns(zoo_cli, tmp_path):
+    from tests.datafiles import write_cifar10
+
+    write_cifar10(tmp_path / "data")
+    args = f"--data-dir {tmp_path / 'data'} --out {tmp_path}"
+    assert zoo_cli(f"train lenet -d cifar10 --epochs 1 -q {args}").code == 0
+    weights = str(tmp_path / "lenet-cifar10.safetensors")
+    for i in range(2):
+        Image.new("RGB", (40, 30), (40 * i, 90, 200)).save(tmp_path / f"photo_{i}.png")
+    lines = zoo_lines(["predict", weights, str(tmp_path), "--top-k", "10"], None)
+    assert lines[0].split() == ["image", "unknown", "rank", "prediction"]
+    assert len(lines) == 1 + 2 * 10
+    assert all(re.search(r"#\d+ +\w+ \d+\.\d%$", line.rstrip()) for line in lines[1:])
+    lines = zoo_lines(["predict", weights, str(tmp_path), "--top-k", "2"], None)
+    assert lines[0].split() == ["image", "unknown", "#1", "#2"] and len(lines) == 3
+    lines = zoo_lines(["eval", weights, "--data-dir", str(tmp_path / "data")], None, 10**6)
+    tables = [i for i, line in enumerate(lines) if line.startswith(("class ", "true "))]
+    matrix = tables[1]
+    for start in tables:  # the per-class table and the confusion matrix: 11 lines each
+        assert max(len(line) for line in lines[start : start + 11]) <= 80
+    assert lines[matrix].split()[3:] == [str(i) for i in range(10)]
+    assert lines[matrix + 2].split()[:2] == ["1", "automobile"]
+
+
+def test_list_with_no_match_says_so(zoo_cli):
+    result = zoo_cli("list 'resnet1*9'")
+    assert result.code == 1 and result.out == ""
+    assert result.err.startswith("error: no model matches 'resnet1*9'; did you mean 'resnet18'")
+    assert zoo_cli("list 'resnet1*9' --json").out.strip() == "[]"
+
+
+def test_plugins_returning_wrong_types_do_not_break_other_models(zoo_cli, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "oops.py").write_text(
+        "import zoo\n\n"
+        "@zoo.hookimpl\ndef zoo_models():\n"
+        "    return [zoo.ModelSpec(name='stringy', summary='s', input=zoo.InputSpec(1, 8),"
+        " head='fc')]\n\n"
+        "@zoo.hookimpl\ndef zoo_build(spec, num_classes, pretrained):\n"
+        "    return 'a model' if spec.name == 'stringy' else None\n\n"
+        "@zoo.hookimpl\ndef zoo_finetune(spec, model, strategy):\n    return 'oops'\n"
+    )
+    result = zoo_cli(f"--plugins-dir {plugins} info stringy")
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert "oops.py failed in zoo_build for 'stringy': returned str 'a model'" in result.err
+    result = zoo_cli(
+        f"--plugins-dir {plugins} train lenet --epochs 1 --limit 50 --out {tmp_path} -q "
+        f"--runs-dir {tmp_path / 'runs'}"
+    )
+    assert result.code == 0, result.err
+    assert "warning: plugin" in result.err and "failed in zoo_finetune for 'lenet'" in result.err
+    assert "Traceback" not in result.err and (tmp_path / "lenet-digits.safetensors").is_file()

@@ -144,3 +144,12 @@ def test_image_folder_with_one_class_or_none_readable_is_an_error(registry, tmp_
         load_dataset(registry, f"folder:{tmp_path / 'bad'}", 16)
     with pytest.raises(ZooError, match="does not exist"):
         load_dataset(registry, f"folder:{tmp_path / 'nowhere'}", 16)
+
+
+def test_cifar_meta_without_label_names_is_one_line(zoo_cli, tmp_path):
+    write_cifar10(tmp_path)
+    meta = tmp_path / "cifar-10-batches-py" / "batches.meta"
+    meta.write_bytes(pickle.dumps({"num_cases_per_batch": 20}))
+    result = zoo_cli(f"train lenet -d cifar10 --data-dir {tmp_path} --out {tmp_path / 'w'} -q")
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert result.err == f"error: {meta}: not a CIFAR meta file (no 'label_names' list)\n"

@@ -45,6 +45,20 @@ def test_demo_needs_its_weights_folder(zoo_cli, tmp_path):
     assert result.err.strip() == f"error: weights folder {tmp_path / 'nowhere'} does not exist"
 
 
+def test_demo_on_a_busy_port_is_one_line(zoo_cli, lenet_weights, free_port):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", free_port))
+        taken.listen()
+        result = zoo_cli(
+            ["demo", "--weights-dir", str(lenet_weights.parent), "--port", str(free_port)]
+        )
+    assert result.code == 1
+    assert result.err.startswith(f"error: cannot serve on 127.0.0.1:{free_port} (")
+    assert result.err.count("\n") == 1 and "GRADIO" not in result.err
+
+
 def test_demo_starts_and_serves_without_the_network(registry, tmp_path, lenet_weights, free_port):
     global _connections
     from zoo.demo.app import build_app, serve

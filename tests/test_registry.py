@@ -156,3 +156,70 @@ def test_invalid_model_name_is_refused():
 
     with pytest.raises(ValueError, match="invalid model name"):
         zoo.ModelSpec(name="Bad Name", summary="", input=zoo.InputSpec(1, 8), head="fc")
+
+
+BAD_FINETUNE = """
+import zoo
+
+@zoo.hookimpl
+def zoo_finetune(spec, model, strategy):
+    return "oops"
+"""
+
+
+def test_finetune_of_the_wrong_type_for_every_model_is_skipped(tmp_path):
+    write_plugin(tmp_path, "badtune", BAD_FINETUNE)
+    registry = fresh_registry(tmp_path)
+    spec = registry.model("lenet")
+    model = registry.build(spec, num_classes=10)
+    with pytest.warns(PluginWarning, match=r"badtune.py failed in zoo_finetune .*returned str"):
+        groups = registry.finetune(spec, model, "full")
+    assert sum(p.numel() for g in groups for p in g["params"]) == sum(
+        p.numel() for p in model.parameters()
+    )
+
+
+def test_wrong_types_from_the_owning_plugin_are_one_line_errors(tmp_path):
+    write_plugin(
+        tmp_path,
+        "stringy",
+        TINY_PLUGIN.format(name="stringy").replace("    return model", "    return 'a model'"),
+    )
+    registry = fresh_registry(tmp_path)
+    with pytest.raises(ZooError, match=r"stringy.py failed in zoo_build .*not an nn.Module"):
+        registry.build(registry.model("stringy"), num_classes=3)
+
+
+def test_finetune_groups_must_hold_the_models_own_parameters(tmp_path):
+    write_plugin(
+        tmp_path,
+        "strangers",
+        TINY_PLUGIN.format(name="strangers")
+        + "\n@zoo.hookimpl\ndef zoo_finetune(spec, model, strategy):\n"
+        "    return [{'params': nn.Linear(2, 2).parameters()}]\n",
+    )
+    registry = fresh_registry(tmp_path)
+    spec = registry.model("strangers")
+    with pytest.raises(ZooError, match="not the model's parameters"):
+        registry.finetune(spec, registry.build(spec, num_classes=3), "full")
+
+
+def test_export_hook_must_return_a_path(tmp_path, lenet_weights):
+    from zoo.export import export
+    from zoo.inference import Classifier
+
+    write_plugin(
+        tmp_path,
+        "badexport",
+        "import zoo\n@zoo.hookimpl(tryfirst=True)\n"
+        "def zoo_export(spec, model, fmt, path, meta):\n    return 42\n",
+    )
+    registry = fresh_registry(tmp_path)
+    with pytest.warns(PluginWarning, match=r"badexport.py failed in zoo_export .*not the path"):
+        path = export(
+            registry,
+            Classifier.load(registry, lenet_weights),
+            "safetensors",
+            tmp_path / "out.safetensors",
+        )
+    assert path.is_file()

@@ -199,8 +199,9 @@ def test_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 
+    args = ["train", "lenet", "--epochs", "1", "--limit", "50", "--batch-size", "10", "-q"]
     child = zoo_process(
-        ["train", "lenet", "--epochs", "1", "--limit", "50", "-q", *where(tmp_path, "full")],
+        [*args, *where(tmp_path, "full")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         preexec_fn=small_disk,
@@ -208,8 +209,7 @@ def test_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path):
     _, err = child.communicate(timeout=120)
     assert child.returncode == 1 and err.startswith("error: File too large"), err
     assert err.count("\n") == 1
-    leftovers = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
-    assert leftovers == ["metrics.jsonl"]
+    assert list(tmp_path.rglob("*")) == []  # not even an empty run folder
 
 
 def test_vgg16_head_trains_on_cached_features_and_saves_the_whole_model(
@@ -346,3 +346,121 @@ def test_torchrun_trains_with_two_cpu_processes(tmp_path):
     assert meta["metrics"]["test_accuracy"] >= 0.9
     rows = [json.loads(line) for line in (tmp_path / "runs/ddp/metrics.jsonl").open()]
     assert len(rows) == 8 and rows[-1]["accuracy"] == meta["metrics"]["test_accuracy"]
+
+
+def test_a_failed_train_after_ctrl_c_keeps_the_run_and_resume_works(
+    zoo_cli, tmp_path, uninterrupted
+):
+    child, _ = start_and_stop_mid_way(tmp_path, "wipe", signal.SIGINT)
+    assert child.returncode == 130
+    run = tmp_path / "runs" / "wipe"
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    save_file({"conv1.weight": torch.zeros(6, 3, 5, 5)}, tmp_path / "other.safetensors")
+    for typo in [
+        "--strategy hed",
+        f"--init-from {tmp_path / 'other.safetensors'}",
+        "--image-size 8",
+        "--dataset digts",
+    ]:
+        result = zoo_cli([*LONG_RUN, *where(tmp_path, "wipe"), *typo.split()])
+        assert result.code == 1 and result.err.startswith("error: "), result.err
+        assert {p.name: p.read_bytes() for p in run.iterdir()} == before, typo
+    result = zoo_cli(f"train lenet -d digts --out {tmp_path} --runs-dir {tmp_path / 'runs'}")
+    assert result.code == 1 and not (tmp_path / "runs" / "lenet-digts").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.safetensors", "runs"]
+    assert same_tensors(resume(zoo_cli, tmp_path, "wipe"), uninterrupted)
+
+
+def test_a_new_run_replaces_the_old_one_at_its_first_checkpoint(zoo_cli, tmp_path):
+    args = f"--limit 50 --batch-size 10 -q {' '.join(where(tmp_path, 'again'))}"
+    assert zoo_cli(f"train lenet --epochs 2 {args}").code == 0
+    assert zoo_cli(f"train lenet --epochs 1 {args}").code == 0
+    history = [json.loads(line) for line in (tmp_path / "runs/again/metrics.jsonl").open()]
+    assert [row["epoch"] for row in history] == [1]
+    assert torch.load(tmp_path / "runs/again" / FILENAME, weights_only=True)["epoch"] == 2
+
+
+def test_resume_refuses_options_that_change_the_run(zoo_cli, tmp_path):
+    args = f"--limit 50 --batch-size 10 -q {' '.join(where(tmp_path, 'fixed'))}"
+    assert zoo_cli(f"train lenet --epochs 1 --lr 0.003 {args}").code == 0
+    result = zoo_cli(f"train lenet --resume --lr 0.1 --epochs 2 {args}")
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert result.err.startswith(
+        "error: --resume continues the run with its own settings, but --epochs 2 (the run has 1), "
+        "--lr 0.1 (the run has 0.003) asks for others; drop them, or start a new run"
+    )
+    for same in ("--epochs 1 --lr 0.003", "--device cpu --workers 0"):
+        result = zoo_cli(f"train lenet --resume {same} {args}")
+        assert result.code == 0, result.err
+
+
+def torchvision_state_dict(builder, path: Path) -> Path:
+    """torchvision's whole ImageNet classifier's state dict (random values), saved as
+    torchvision's own .pth files are."""
+    from torch import nn
+
+    with torch.device("meta"):
+        model = builder()
+    state = {k: torch.zeros(v.shape) for k, v in model.state_dict().items()}
+    for key, tensor in state.items():
+        if key.endswith("weight") and tensor.ndim > 1 and key.startswith(("features", "layer")):
+            nn.init.normal_(tensor, std=0.01)
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("model", "head", "options"),
+    [("resnet18", "fc", "--image-size 32"), ("vgg16", "classifier", "")],
+)
+def test_init_from_a_torchvision_imagenet_state_dict_starts_a_new_head(
+    zoo_cli, tmp_path, model, head, options
+):
+    from torchvision import models
+
+    source = torchvision_state_dict(getattr(models, model), tmp_path / f"{model}-imagenet.pth")
+    result = zoo_cli(
+        f"train {model} --init-from {source} {options} --lr 1e-9 --epochs 1 --limit 20 "
+        f"--batch-size 10 --out {tmp_path} --run-name moved -q"
+    )
+    assert result.code == 0, result.err
+    assert result.err.startswith(f"warning: --init-from {source}: skipped {head}.")
+    assert "starts anew" in result.err and "Traceback" not in result.err
+    expected, moved = (
+        torch.load(source, weights_only=True),
+        load_file(tmp_path / "moved.safetensors"),
+    )
+    body = [k for k in expected if not k.startswith(f"{head}.") and "num_batches" not in k]
+    assert body and all(torch.allclose(moved[k], expected[k], atol=1e-6) for k in body)
+
+
+def test_init_from_zoo_weights_moves_to_another_class_count(zoo_cli, tmp_path, lenet_weights):
+    from tests.datafiles import write_image_folder
+
+    folder = write_image_folder(tmp_path / "shapes", ["a", "b", "c"], per_class=8)
+    result = zoo_cli(
+        f"train lenet -d folder:{folder} --init-from {lenet_weights} --lr 1e-9 --epochs 1 "
+        f"--batch-size 8 --out {tmp_path} --run-name three -q"
+    )
+    assert result.code == 0, result.err
+    assert "skipped fc3.weight, fc3.bias (the head for 3 classes starts anew)" in result.err
+    before, after = load_file(lenet_weights), load_file(tmp_path / "three.safetensors")
+    assert after["fc3.weight"].shape == (3, 84)
+    body = [k for k in after if "fc3" not in k and not k.startswith("zoo.")]  # not zoo's extras
+    assert body and all(torch.allclose(after[k], before[k], atol=1e-6) for k in body)
+
+
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [
+        ("lenet", "--epochs 3"),
+        ("cifar-cnn", "--epochs 3"),
+        ("vgg16", ""),  # a random frozen backbone, whose head alone learns, on all of digits
+        ("resnet18", "--image-size 32 --limit 300 --epochs 3"),  # 224 px takes minutes
+    ],
+)
+def test_every_builtin_learns_on_digits_with_its_defaults(zoo_cli, tmp_path, model, options):
+    result = zoo_cli(f"train {model} {options} --out {tmp_path} -q")
+    assert result.code == 0, result.err
+    meta = read_meta(tmp_path / f"{model}-digits.safetensors")
+    assert meta["metrics"]["test_accuracy"] > 0.3, meta["metrics"]["test_accuracy"]  # chance 0.1

@@ -8,7 +8,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -16,6 +16,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from zoo.errors import ZooError
+from zoo.paths import expand
+
+try:  # typer >= 0.24 ships its own copy of click, whose exceptions its parser raises
+    from typer._click import exceptions as click
+except ImportError:
+    from click import exceptions as click
 
 app = typer.Typer(
     help="A plugin-based PyTorch image-classification model zoo with a Gradio demo.",
@@ -39,7 +45,9 @@ def _options(
     plugins_dir: Annotated[
         list[Path] | None,
         typer.Option(
-            metavar="DIR", help="A folder of .py plugin files (repeatable; also $ZOO_PLUGINS_PATH)."
+            metavar="DIR",
+            help="A folder of .py plugin files (repeatable; also $ZOO_PLUGINS_PATH).",
+            callback=expand,
         ),
     ] = None,
 ) -> None:
@@ -52,18 +60,24 @@ def list_models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the models (a curated set, or all that match PATTERN)."""
-    specs = registry().find(pattern)
+    reg = registry()
+    specs = reg.find(pattern)
     if as_json:
         print(json.dumps([spec.to_dict() for spec in specs], indent=2))
         return
-    table = Table(box=None)
-    for column in ("model", "input", "pretrained", "plugin"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("summary")
-    for spec in specs:
-        shape = f"{spec.input.channels}x{spec.input.size}x{spec.input.size}"
-        table.add_row(spec.name, shape, "yes" if spec.pretrained else "", spec.plugin, spec.summary)
-    out.print(table)
+    if not specs:
+        raise ZooError(f"no model matches {pattern!r}{reg.did_you_mean(pattern)}")
+    rows = [
+        {
+            "model": spec.name,
+            "input": f"{spec.input.channels}x{spec.input.size}x{spec.input.size}",
+            "pretrained": "yes" if spec.pretrained else "",
+            "plugin": spec.plugin,
+            "summary": spec.summary,
+        }
+        for spec in specs
+    ]
+    _print_table(rows, wrap="summary", drop=("plugin", "pretrained"))
     if pattern is None:
         hidden = len(registry().models) - len(specs)
         if hidden:
@@ -134,6 +148,7 @@ def run_name(model: str, dataset: str) -> str:
 
 # `zoo train` options whose setting (and TOML key) has another name.
 _SETTING_OF = {"compile_": "compile", "out_dir": "out", "name_of_run": "run_name"}
+_PATH_SETTINGS = {"data_dir", "init_from", "out", "runs_dir"}
 
 
 @app.command()
@@ -191,7 +206,10 @@ def train(
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from last.ckpt.")] = False,
     config_file: Annotated[
-        Path | None, typer.Option("--config", metavar="FILE.toml", help="Settings from a file.")
+        Path | None,
+        typer.Option(
+            "--config", metavar="FILE.toml", help="Settings from a file.", callback=expand
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -212,6 +230,8 @@ def train(
         key = _SETTING_OF.get(option, option)
         if key in types and value is not None:
             settings[key] = value
+    for key in _PATH_SETTINGS.intersection(settings):
+        settings[key] = expand(settings[key])
     out_folder = Path(settings.pop("out", "weights"))
     runs = Path(settings.pop("runs_dir", "runs"))
     config = TrainConfig.for_model(spec, **settings)
@@ -225,6 +245,7 @@ def train(
             run_dir=runs / run,
             resume=resume,
             progress=not quiet,
+            given=settings,
         )
     except KeyboardInterrupt as interrupt:  # typer would swallow it silently
         err.print(f"interrupted: {escape(str(interrupt))}" if str(interrupt) else "interrupted")
@@ -239,7 +260,10 @@ def train(
 datasets_app = typer.Typer(no_args_is_help=False, rich_markup_mode=None)
 app.add_typer(datasets_app, name="datasets")
 DataDir = Annotated[
-    str | None, typer.Option(help="Where datasets live (default $ZOO_DATA, ~/.cache/zoo/data).")
+    str | None,
+    typer.Option(
+        help="Where datasets live (default $ZOO_DATA, ~/.cache/zoo/data).", callback=expand
+    ),
 ]
 
 
@@ -269,10 +293,16 @@ def list_datasets(
     if as_json:
         print(json.dumps({"datasets": rows, "cache": cached}, indent=2))
         return
-    table = Table("dataset", "augment flips", "plugin", "summary", box=None)
-    for row in rows:
-        table.add_row(row["name"], "yes" if row["flip"] else "no", row["plugin"], row["summary"])
-    out.print(table)
+    table = [
+        {
+            "dataset": row["name"],
+            "augment flips": "yes" if row["flip"] else "no",
+            "plugin": row["plugin"],
+            "summary": row["summary"],
+        }
+        for row in rows
+    ]
+    _print_table(table, wrap="summary", drop=("plugin",))
     out.print(f"\nprepared in {escape(str(root))}:" if cached else f"\nnothing prepared in {root}")
     if cached:
         table = Table("dataset", "images", "size", "on disk", "created", box=None)
@@ -320,11 +350,15 @@ def prepare_dataset(
 
 @app.command("eval")
 def evaluate(
-    weights: Annotated[Path, typer.Argument(help="A .safetensors file from zoo train.")],
+    weights: Annotated[
+        Path, typer.Argument(help="A .safetensors file from zoo train.", callback=expand)
+    ],
     dataset: Annotated[
         str | None, typer.Option("--dataset", "-d", help="Default: the one it was trained on.")
     ] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Where datasets live.")] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="Where datasets live.", callback=expand)
+    ] = None,
     download: Annotated[bool, typer.Option("--download", help="Fetch the data.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
@@ -335,7 +369,8 @@ def evaluate(
         ),
     ] = None,
     runs_dir: Annotated[
-        str, typer.Option(envvar="ZOO_RUNS_DIR", help="Run folders' parent [runs].")
+        str,
+        typer.Option(envvar="ZOO_RUNS_DIR", help="Run folders' parent [runs].", callback=expand),
     ] = "runs",
     deletion: Annotated[
         bool, typer.Option("--deletion", help="Deletion-test the explanations (pass rate).")
@@ -383,11 +418,18 @@ def evaluate(
             f"explanations ({e['method']}): {e['pass_rate']:.1%} of {e['images']} test images "
             "pass the deletion test"
         )
-    table = Table("class", "precision", "recall", "F1", "images", box=None)
-    for row in report.per_class_scores:
-        cells = ("-" if row[k] is None else f"{row[k]:.2%}" for k in ("precision", "recall", "f1"))
-        table.add_row(escape(row["class"]), *cells, str(row["support"]))
-    out.print(table)
+    rows = [
+        {
+            "class": row["class"],
+            **{
+                name: "-" if row[key] is None else f"{row[key]:.2%}"
+                for name, key in (("precision", "precision"), ("recall", "recall"), ("F1", "f1"))
+            },
+            "images": str(row["support"]),
+        }
+        for row in report.per_class_scores
+    ]
+    _print_table(rows, wrap="class")
     if report.confused_pairs:
         pairs = ", ".join(
             f"{escape(p['true'])} as {escape(p['predicted'])} ({p['count']})"
@@ -399,15 +441,14 @@ def evaluate(
     if len(report.classes) > 20:
         out.print("(confusion matrix of more than 20 classes: see --json)")
         return
-    matrix = Table("true \\ predicted", *map(escape, report.classes), box=None)
-    for name, row in zip(report.classes, report.confusion, strict=True):
-        matrix.add_row(escape(name), *(str(n) if n else "." for n in row))
-    out.print(matrix)
+    _print_confusion(report.classes, report.confusion)
 
 
 @app.command()
 def demo(
-    weights_dir: Annotated[Path, typer.Option(help="Weights folder.")] = Path("weights"),
+    weights_dir: Annotated[Path, typer.Option(help="Weights folder.", callback=expand)] = Path(
+        "weights"
+    ),
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535)] = 7860,
     share: Annotated[bool, typer.Option(help="Ask Gradio for a public link.")] = False,
@@ -429,14 +470,22 @@ def demo(
 @app.command("export")
 def export_model(
     weights: Annotated[
-        str, typer.Argument(metavar="WEIGHTS", help="A weights file, or a model with --pretrained.")
+        str,
+        typer.Argument(
+            metavar="WEIGHTS", help="A weights file, or a model with --pretrained.", callback=expand
+        ),
     ],
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="safetensors, onnx, torchscript, pt2, ...")
     ] = "safetensors",
     out_path: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Output file [default: WEIGHTS, the format's extension]."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output file [default: WEIGHTS, the format's extension].",
+            callback=expand,
+        ),
     ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Compare the export with PyTorch on real images.")
@@ -480,10 +529,14 @@ def export_model(
 
 @app.command()
 def predict(
-    weights: Annotated[Path, typer.Argument(metavar="WEIGHTS", help="A weights file.")],
+    weights: Annotated[
+        Path, typer.Argument(metavar="WEIGHTS", help="A weights file.", callback=expand)
+    ],
     images: Annotated[
         list[Path],
-        typer.Argument(metavar="IMAGE_OR_DIR...", help="Image files and folders (recursive)."),
+        typer.Argument(
+            metavar="IMAGE_OR_DIR...", help="Image files and folders (recursive).", callback=expand
+        ),
     ],
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes per image.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
@@ -505,8 +558,7 @@ def predict(
     files = find_images(images)
     example = torch_threads.example(classifier.input, min(batch_size, len(files)))
     torch_threads.use(threads, classifier.model, example, train=False)
-    ranks = min(top_k, len(classifier.classes))
-    table = Table("image", "unknown", *(f"#{rank}" for rank in range(1, ranks + 1)), box=None)
+    rows: list[dict[str, str]] = []
     skipped = 0
     columns = (*Progress.get_default_columns(), MofNCompleteColumn())
     quiet = not err.is_terminal
@@ -525,22 +577,27 @@ def predict(
                 line = {"path": str(path), "top": labels, "unknown": answer.unknown}
                 print(json.dumps(line), flush=True)
             else:
-                cells = (f"{escape(c)} {p:.1%}" for c, p in top.items())
-                table.add_row(escape(str(path)), "yes" if answer.unknown else "", *cells)
+                ranked = {f"#{rank}": f"{c} {p:.1%}" for rank, (c, p) in enumerate(top.items(), 1)}
+                unknown = "yes" if answer.unknown else ""
+                rows.append({"image": str(path), "unknown": unknown, **ranked})
     if skipped == len(files):
         raise ZooError(f"none of the {len(files)} images could be read")
-    if not as_json:
-        out.print(table)
+    if rows:
+        _print_ranked(rows)
     if skipped:
         _warn(f"skipped {skipped} unreadable of {len(files)} images")
 
 
 @app.command("explain")
 def explain_images(
-    weights: Annotated[Path, typer.Argument(metavar="WEIGHTS", help="A weights file.")],
+    weights: Annotated[
+        Path, typer.Argument(metavar="WEIGHTS", help="A weights file.", callback=expand)
+    ],
     images: Annotated[
         list[Path],
-        typer.Argument(metavar="IMAGE_OR_DIR...", help="Image files and folders (recursive)."),
+        typer.Argument(
+            metavar="IMAGE_OR_DIR...", help="Image files and folders (recursive).", callback=expand
+        ),
     ],
     method: Annotated[
         str | None,
@@ -548,10 +605,16 @@ def explain_images(
     ] = None,
     out_dir: Annotated[
         Path | None,
-        typer.Option("--out", metavar="DIR", help="PNG folder [RUNS_DIR/<weights name>/explain]."),
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="PNG folder [RUNS_DIR/<weights name>/explain].",
+            callback=expand,
+        ),
     ] = None,
     runs_dir: Annotated[
-        str, typer.Option(envvar="ZOO_RUNS_DIR", help="Run folders' parent [runs].")
+        str,
+        typer.Option(envvar="ZOO_RUNS_DIR", help="Run folders' parent [runs].", callback=expand),
     ] = "runs",
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes per image.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
@@ -639,6 +702,67 @@ def _unique(names: set[str], stem: str) -> str:
     return name
 
 
+def _print_table(
+    rows: list[dict[str, str]], wrap: str, drop: tuple[str, ...] = (), min_width: int = 16
+) -> None:
+    """`rows` as a table whose `wrap` column alone wraps, in at least `min_width` characters;
+    the `drop` columns are left out, in order, while the terminal (80 columns when piped) is
+    too narrow for that."""
+    columns = list(rows[0])
+    for name in drop:
+        if _width(rows, columns, wrap, min_width) <= out.width:
+            break
+        columns.remove(name)
+    table = Table(box=None, pad_edge=False)
+    for name in columns:
+        wraps = name == wrap
+        widest = max(len(name), *(len(row[name]) for row in rows))
+        table.add_column(
+            name, no_wrap=not wraps, min_width=min(min_width, widest) if wraps else None
+        )
+    for row in rows:
+        table.add_row(*(escape(row[name]) for name in columns))
+    out.print(table)
+
+
+def _print_ranked(rows: list[dict[str, str]]) -> None:
+    """Predictions as columns #1, #2, ..., or, where they do not fit, one line per rank."""
+    if _width(rows, list(rows[0]), "image", 16) > out.width:
+        rows = [
+            {
+                **{k: v if rank == "#1" else "" for k, v in row.items() if not k.startswith("#")},
+                "rank": rank,
+                "prediction": top,
+            }
+            for row in rows
+            for rank, top in row.items()
+            if rank.startswith("#")
+        ]
+    _print_table(rows, wrap="image")
+
+
+def _print_confusion(classes: list[str], confusion: list[list[int]]) -> None:
+    """The confusion matrix; with class numbers as column headers when the names are too wide."""
+    cells = [[str(n) if n else "." for n in row] for row in confusion]
+    rows = [
+        {"true \\ predicted": name, **dict(zip(classes, row, strict=True))}
+        for name, row in zip(classes, cells, strict=True)
+    ]
+    if _width(rows, list(rows[0]), "", 0) > out.width:
+        rows = [
+            {"true \\ predicted": f"{i} {name}", **{str(j): n for j, n in enumerate(row)}}
+            for i, (name, row) in enumerate(zip(classes, cells, strict=True))
+        ]
+    _print_table(rows, wrap="true \\ predicted")
+
+
+def _width(rows: list[dict[str, str]], columns: list[str], wrap: str, min_width: int) -> int:
+    """The width of a table of `rows` with the `wrap` column at most `min_width` wide."""
+    widest = [max(len(name), *(len(row[name]) for row in rows)) for name in columns]
+    widths = [min(w, min_width) if c == wrap else w for c, w in zip(columns, widest, strict=True)]
+    return sum(widths) + 2 * (len(columns) - 1)
+
+
 def _warn(message: str) -> None:
     err.print(f"[yellow]warning:[/] {escape(message)}")
 
@@ -651,14 +775,29 @@ def main() -> None:
     """The console script: runs the app, turning user errors into one line and exit code 1."""
     warnings.showwarning = _show_warning
     try:
-        app()
-    except ZooError as error:
-        err.print(f"[red]error:[/] {escape(str(error))}")
+        code = app(standalone_mode=False)
+    except click.NoArgsIsHelpError as error:
+        error.show()
+        sys.exit(0)
+    except click.UsageError as error:  # a bad option, a missing argument, ...
+        where = error.ctx.command_path if error.ctx else "zoo"
+        _error(f"{error.format_message().rstrip('.')}; see {where} --help")
+    except click.ClickException as error:
+        _error(error.format_message())
+    except typer.Abort:
+        err.print("aborted")
         sys.exit(1)
+    except ZooError as error:
+        _error(str(error))
     except OSError as error:  # a full disk, an unwritable --out, ...
         where = f": {error.filename}" if error.filename else ""
-        err.print(f"[red]error:[/] {escape(str(error.strerror or error))}{escape(where)}")
-        sys.exit(1)
+        _error(f"{error.strerror or error}{where}")
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _error(message: str) -> NoReturn:
+    err.print(f"[red]error:[/] {escape(message)}")
+    sys.exit(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import replace
@@ -15,6 +16,7 @@ import pluggy
 
 from zoo.discovery import PluginInfo, PluginWarning, load_plugins, plugin_dirs
 from zoo.errors import ZooError
+from zoo.paths import expand
 from zoo.specs import DatasetSpec, ModelSpec
 
 
@@ -62,6 +64,10 @@ class Registry:
             return [spec for spec in self.models.values() if spec.listed]
         return [spec for name, spec in self.models.items() if fnmatch.fnmatchcase(name, pattern)]
 
+    def did_you_mean(self, pattern: str) -> str:
+        """ "; did you mean ...?" with the model names closest to a name or glob, or ""."""
+        return _did_you_mean(pattern.strip("*?[]"), self.models)
+
     def model(self, name: str) -> ModelSpec:
         """The model called `name`; a ZooError with the close matches if there is none."""
         if name in self.models:
@@ -77,7 +83,7 @@ class Registry:
         if spec.takes_path != bool(path):
             usage = f"{key}:PATH" if spec.takes_path else key
             raise ZooError(f"dataset {key!r} is named as {usage!r}")
-        return spec, Path(path) if path else None
+        return spec, Path(expand(path)) if path else None
 
     def build(self, spec: ModelSpec, num_classes: int, pretrained: bool = False):
         """Build `spec`'s model through `zoo_build`."""
@@ -98,13 +104,16 @@ class Registry:
     def call_first(self, hook: str, spec: ModelSpec, **kwargs: Any) -> Any:
         """Call a firstresult hook for `spec`, later plugins first.
 
-        A failure in the plugin that owns `spec` is the user's error; one in any other plugin
-        is that plugin's bug, so it is warned about and skipped.
+        A result of the wrong type counts as a failure. A failure in the plugin that owns
+        `spec` is the user's error; one in any other plugin is that plugin's bug, so it is
+        warned about and skipped.
         """
         kwargs["spec"] = spec
         for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
             try:
                 result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+                if result is not None:
+                    _check_result(hook, result, kwargs)
             except ZooError:
                 raise
             except Exception as error:
@@ -116,6 +125,36 @@ class Registry:
             if result is not None:
                 return result
         return None
+
+
+def _check_result(hook: str, result: Any, kwargs: dict[str, Any]) -> None:
+    """A TypeError unless `result` is what `hook` promises (see zoo.hookspecs)."""
+    from torch import nn
+
+    if hook == "zoo_build" and not isinstance(result, nn.Module):
+        raise TypeError(f"returned {_kind(result)}, not an nn.Module")
+    if hook == "zoo_finetune":
+        owned = {id(p) for p in kwargs["model"].parameters()}
+        if not isinstance(result, list) or not all(
+            isinstance(g, dict) and "params" in g for g in result
+        ):
+            raise TypeError(f"returned {_kind(result)}, not a list of parameter groups")
+        for group in result:  # a generator would be spent by this check
+            group["params"] = _as_list(group["params"])
+        params = [p for group in result for p in group["params"]]
+        if not params or not all(id(p) in owned for p in params):
+            raise TypeError("returned parameter groups that are not the model's parameters")
+    if hook == "zoo_export" and not isinstance(result, str | os.PathLike):
+        raise TypeError(f"returned {_kind(result)}, not the path it wrote")
+
+
+def _as_list(params: Any) -> list[Any]:
+    return [params] if hasattr(params, "grad") else list(params)
+
+
+def _kind(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 def _did_you_mean(name: str, known: Iterable[str]) -> str:

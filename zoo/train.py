@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import signal
-import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -50,10 +51,12 @@ from zoo.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
 from zoo.preprocess import prepare
 from zoo.registry import Registry
 from zoo.specs import DatasetSpec, InputSpec, ModelSpec, TrainDefaults
-from zoo.weights import load_state, save
+from zoo.weights import load_fitting, save
 
 # Settings a resumed run may change: they decide where it runs, not what it computes.
 RUNTIME = ("device", "workers", "data_dir", "download", "compile", "threads")
+MIN_STEPS = 20  # a default batch size leaves at least this many steps an epoch
+FEW_STEPS = 4  # a chosen one that leaves fewer gets a warning
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,19 @@ class TrainConfig(TrainDefaults):
         """The model's input spec, at `image_size` if one is set."""
         return replace(spec.input, size=self.image_size) if self.image_size else spec.input
 
-    def resumed(self, saved: dict[str, Any]) -> TrainConfig:
-        """The saved run's settings, with only this config's `RUNTIME` ones."""
+    def resumed(self, saved: dict[str, Any], given: Iterable[str] = ()) -> TrainConfig:
+        """The saved run's settings, with only this config's `RUNTIME` ones; a ZooError if an
+        option in `given` (those set on purpose) asks for another value of any other."""
+        changed = [
+            f"--{name.replace('_', '-')} {getattr(self, name)} (the run has {saved[name]})"
+            for name in sorted(set(given) - set(RUNTIME))
+            if name in saved and getattr(self, name) != saved[name]
+        ]
+        if changed:
+            raise ZooError(
+                f"--resume continues the run with its own settings, but {', '.join(changed)} "
+                "asks for others; drop them, or start a new run with another --run-name"
+            )
         return replace(TrainConfig(**saved), **{name: getattr(self, name) for name in RUNTIME})
 
 
@@ -130,19 +144,25 @@ def train(
     run_dir: Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    given: Iterable[str] = (),
 ) -> TrainResult:
     """Fine-tune `spec`'s model as `config` says; write the weights to `out`.
 
     With `run_dir`, write metrics, plots and a checkpoint there every epoch; `resume` continues
-    from that checkpoint (with its settings). Ctrl-C saves the checkpoint, then raises
-    KeyboardInterrupt.
+    from that checkpoint (with its settings, which the options named in `given` must not
+    change). A new run touches `run_dir` only when it writes its first checkpoint, so a run
+    that fails before leaves an earlier one as it was. Ctrl-C saves the checkpoint, then
+    raises KeyboardInterrupt. A batch size that is the model's default, and not in `given`,
+    is capped for small datasets (`fit_batch_size`).
     """
     started = time.perf_counter()
     ctx = distributed.setup(config.device)
     try:
         if ctx.is_main:
             _check_writable(out.parent)
-        run = _Run(registry, spec, config, ctx, run_dir, resume, progress)
+            if run_dir is not None:
+                _check_writable(run_dir)
+        run = _Run(registry, spec, config, ctx, run_dir, resume, frozenset(given), progress)
         accuracy = run.fit(progress and ctx.is_main)
         path = run.finish(out) if ctx.is_main else None
     finally:
@@ -168,20 +188,21 @@ class _Run:
         ctx: distributed.Context,
         run_dir: Path | None,
         resume: bool,
+        given: frozenset[str],
         progress: bool = False,
     ) -> None:
         if resume and run_dir is None:
             raise ZooError("--resume needs a run folder")
         saved = load_checkpoint(run_dir / FILENAME, spec.name) if resume else None
-        self.config = config = config.resumed(saved["config"]) if saved else config
+        config = config.resumed(saved["config"], given) if saved else config
         self.spec, self.ctx, self.run_dir = spec, ctx, run_dir
-        if run_dir is not None and ctx.is_main and not resume:
-            _start_fresh(run_dir)
+        self.fresh = run_dir is not None and not resume  # an earlier run's files stay till then
         self.input = config.input_spec(spec)
         self.dataset, data = _load_data(registry, config, self.input.size, ctx, progress)
         if config.trivial_augment and not data.photos:
             raise ZooError(f"--trivial-augment is for photo datasets, not {config.dataset}")
         self.data, *self.held_out = hold_out(data)  # for the temperature and unknown detector
+        self.config = config
 
         torch.manual_seed(config.seed)
         self.model = _build(registry, spec, config, len(self.data.classes))
@@ -196,8 +217,11 @@ class _Run:
         self.train_y = self.data.train_labels.to(ctx.device)
         self.threads = threads.use(config.threads, self.module, self._example(), train=True)
 
+        shard = len(ctx.shard(self.train_y))
+        if not saved:
+            chosen = "batch_size" in given or config.batch_size != spec.defaults.batch_size
+            self.config = config = fit_batch_size(config, shard, chosen)
         self.optimizer = make_optimizer(config, groups)
-        shard = len(ctx.shard(torch.arange(len(self.train_y))))
         self.steps = math.ceil(shard / config.batch_size)
         self.schedule = make_schedule(config, self.optimizer, self.steps * config.epochs)
         self.epoch, self.step, self.seconds = 1, 0, 0.0
@@ -328,8 +352,8 @@ class _Run:
             steps=0,
         )
         if self.run_dir is not None:
-            runlog.write_metrics(self.run_dir, self.history)
             self._save_checkpoint(torch.zeros(3))
+            runlog.write_metrics(self.run_dir, self.history)
 
     def _predict(self) -> torch.Tensor:
         if self.cached:
@@ -365,7 +389,20 @@ class _Run:
             "schedule": self.schedule.state_dict(),
             "rng": rng_state(),
         }
-        return save_checkpoint(self.run_dir / FILENAME, state)
+        if not self.fresh:
+            return save_checkpoint(self.run_dir / FILENAME, state)
+        missing = [p for p in (self.run_dir, *self.run_dir.parents) if not p.exists()]
+        try:
+            path = save_checkpoint(self.run_dir / FILENAME, state)
+        except BaseException:
+            for folder in missing:  # no empty run folder left behind
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+            raise
+        for name in (runlog.METRICS, runlog.CURVES, runlog.CONFUSION, *analysis.FIGURES):
+            (self.run_dir / name).unlink(missing_ok=True)
+        self.fresh = False
+        return path
 
     def finish(self, out: Path) -> Path:
         """Write the plots and the weights file; return its path."""
@@ -412,19 +449,38 @@ class _Run:
 
 
 def _check_writable(folder: Path) -> None:
-    """A one-line error now, rather than after training, if `folder` cannot take files."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as error:
-        raise ZooError(f"cannot write to {folder} ({error.strerror or error})") from None
+    """A one-line error now, rather than after training, if `folder` could not be made or
+    take files. Creates nothing: a failed command leaves no empty folder behind."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ZooError(f"cannot write to {folder} ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ZooError(f"cannot write to {folder} ({existing}: permission denied)")
 
 
-def _start_fresh(run_dir: Path) -> None:
-    """Make sure `run_dir` is writable and holds nothing of an earlier run."""
-    _check_writable(run_dir)
-    for name in (FILENAME, runlog.METRICS, runlog.CURVES, runlog.CONFUSION, *analysis.FIGURES):
-        (run_dir / name).unlink(missing_ok=True)
+def fit_batch_size(config: TrainConfig, images: int, chosen: bool) -> TrainConfig:
+    """`config` with a default batch size capped at 1/`MIN_STEPS` of the `images` one process
+    trains on, so that small sets still take `MIN_STEPS` steps an epoch (with a warning); a
+    chosen one is kept, with a warning if it leaves fewer than `FEW_STEPS`."""
+    steps = math.ceil(images / config.batch_size)
+    if steps >= MIN_STEPS or (chosen and steps >= FEW_STEPS):
+        return config
+    if chosen:
+        warnings.warn(
+            f"--batch-size {config.batch_size} leaves {steps} step{'s' * (steps > 1)} an epoch "
+            f"over {images} training images",
+            stacklevel=3,
+        )
+        return config
+    size = max(1, images // MIN_STEPS)
+    warnings.warn(
+        f"batch size {size}, not the model's {config.batch_size}: {images} training images "
+        f"would make {steps} step{'s' * (steps > 1)} an epoch (--batch-size sets it)",
+        stacklevel=3,
+    )
+    return replace(config, batch_size=size)
 
 
 def _load_data(
@@ -450,10 +506,17 @@ def _load_data(
 
 
 def _build(registry: Registry, spec: ModelSpec, config: TrainConfig, classes: int) -> nn.Module:
-    """The model, from pretrained weights or `init_from` where asked."""
+    """The model, from pretrained weights or `init_from` where asked (all of its tensors that
+    fit: a head for other classes starts anew)."""
     model = registry.build(spec, num_classes=classes, pretrained=config.pretrained)
     if config.init_from:
-        load_state(model, read_state_dict(config.init_from), config.init_from)
+        fresh = load_fitting(model, read_state_dict(config.init_from), spec.head, config.init_from)
+        if fresh:
+            warnings.warn(
+                f"--init-from {config.init_from}: skipped {', '.join(fresh)} (the head for "
+                f"{classes} classes starts anew)",
+                stacklevel=3,
+            )
     elif config.strategy == "head" and not config.pretrained and spec.pretrained:
         warnings.warn(
             f"training only the head of {spec.name} on a random backbone; add --pretrained",

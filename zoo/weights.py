@@ -103,19 +103,55 @@ def input_spec(meta: dict[str, Any]) -> InputSpec:
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:
     """Load `state` (less zoo's `EXTRA` tensors, as a plain safetensors reader sees them) into
     `model` strictly, or raise a ZooError naming the first mismatches."""
-    state = {k: v for k, v in state.items() if not k.startswith(EXTRA)}
-    expected = model.state_dict()
-    problems = [f"missing {k}" for k in expected if k not in state]
-    problems += [f"unexpected {k}" for k in state if k not in expected]
-    problems += [
-        f"{k} is {tuple(v.shape)} in the file but {tuple(expected[k].shape)} in the model"
+    state = _model_tensors(state)
+    problems = _mismatches(model.state_dict(), state)
+    if problems:
+        raise _misfit(path, list(problems.values()))
+    model.load_state_dict(state)
+
+
+def load_fitting(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], head: str, path: str | Path
+) -> list[str]:
+    """Load every tensor of `state` (less `EXTRA` ones) that fits `model`; return the names of
+    the model's tensors that keep their fresh initialisation because the file's do not fit (or
+    are missing).
+
+    Only tensors inside the `head` module (an ImageNet classifier, another class count) may
+    differ: a mismatch anywhere else is a ZooError.
+    """
+    state = _model_tensors(state)
+    problems = _mismatches(model.state_dict(), state)
+    outside = [text for key, text in problems.items() if not _inside(key, head)]
+    if outside:
+        raise _misfit(path, outside)
+    model.load_state_dict({k: v for k, v in state.items() if k not in problems}, strict=False)
+    return [key for key in model.state_dict() if key in problems]
+
+
+def _model_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if not k.startswith(EXTRA)}
+
+
+def _mismatches(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> dict:
+    """What does not fit, by tensor name: missing, unexpected or of another shape."""
+    problems = {k: f"missing {k}" for k in expected if k not in state}
+    problems |= {k: f"unexpected {k}" for k in state if k not in expected}
+    problems |= {
+        k: f"{k} is {tuple(v.shape)} in the file but {tuple(expected[k].shape)} in the model"
         for k, v in state.items()
         if k in expected and v.shape != expected[k].shape
-    ]
-    if problems:
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise ZooError(f"{path} does not fit the model: {'; '.join(problems[:3])}{more}")
-    model.load_state_dict(state)
+    }
+    return problems
+
+
+def _inside(key: str, module: str) -> bool:
+    return key == module or key.startswith(f"{module}.")
+
+
+def _misfit(path: str | Path, problems: list[str]) -> ZooError:
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return ZooError(f"{path} does not fit the model: {'; '.join(problems[:3])}{more}")
 
 
 def _open(path: str | Path):

@@ -118,10 +118,19 @@ def _load_cifar(kind: str, root: Path, download: bool) -> ImageSplits:
         )
     elif missing:
         raise _not_found(kind, folder, missing)
-    classes = [str(c) for c in _unpickle(folder / cls.meta["filename"])[cls.meta["key"]]]
+    classes = _cifar_classes(folder / cls.meta["filename"], cls.meta["key"])
     train_images, train_labels = _cifar_batches(folder, train_files)
     test_images, test_labels = _cifar_batches(folder, test_files)
     return ImageSplits(classes, train_images, train_labels, test_images, test_labels)
+
+
+def _cifar_classes(path: Path, key: str) -> list[str]:
+    """The class names in a CIFAR meta file (`batches.meta` or `meta`)."""
+    meta = _unpickle(path)
+    names = meta.get(key) if isinstance(meta, dict) else None
+    if not isinstance(names, list | tuple) or not names:
+        raise ZooError(f"{path}: not a CIFAR meta file (no {key!r} list)")
+    return [str(name) for name in names]
 
 
 def _cifar_batches(folder: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
