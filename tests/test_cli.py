@@ -94,6 +94,9 @@ def test_bad_option_values_are_one_clear_line(zoo_cli, tmp_path):
         result = zoo_cli(f"{args} --out {tmp_path}")
         assert result.code == 1 and result.err.startswith(message), result.err
         assert "Traceback" not in result.err
+    result = zoo_cli(f"train lenet --out {tmp_path}/mine.safetensors")
+    assert result.code == 1 and "--out is the weights folder, not a file" in result.err
+    assert f"--out {tmp_path} --run-name mine" in result.err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -233,6 +233,11 @@ def train(
     for key in _PATH_SETTINGS.intersection(settings):
         settings[key] = expand(settings[key])
     out_folder = Path(settings.pop("out", "weights"))
+    if out_folder.suffix == ".safetensors":
+        raise ZooError(
+            f"--out is the weights folder, not a file: the file is named after the run "
+            f"(--out {out_folder.parent} --run-name {out_folder.stem})"
+        )
     runs = Path(settings.pop("runs_dir", "runs"))
     config = TrainConfig.for_model(spec, **settings)
     run = settings.get("run_name") or run_name(spec.name, config.dataset)
