@@ -23,7 +23,7 @@ from zoo.demo.shelf import WeightsShelf
 from zoo.errors import ZooError
 from zoo.explain import explain, overlay
 from zoo.inference import Classifier
-from zoo.preprocess import open_image
+from zoo.preprocess import open_image, pil_to_uint8
 from zoo.specs import InputSpec
 from zoo.weights import atomic_write
 
@@ -31,6 +31,7 @@ DISPLAY_SIZE = 224  # the model's view is shown at least this large, pixels kept
 DRAWING_MARGIN = 0.05  # white space kept around a drawing's ink: the digits set's fill their box
 DRAWING_SIZE = 448  # a drawing is scaled down to fit this square (a 280x280 canvas is left as is)
 EMPTY_DRAWING = "the sketchpad is empty: draw a digit first"
+DRAWN = "zoo.drawn"  # marks a decoded drawing (PIL image info)
 MAX_DRAWING_BYTES = 10_000_000  # as an upload's cap
 DECODERS = 2  # requests decoding at once (a 50-megapixel image takes 150-200 MB)
 
@@ -62,7 +63,8 @@ def read_drawing(uploads: Uploads, sketch: Any) -> Image.Image:
         drawn = open_image(io.BytesIO(composite), name="the drawing")
     else:
         drawn = uploads.open(composite)
-    ink = ImageOps.invert(drawn.convert("L"))
+    paper = pil_to_uint8(drawn, channels=1)[0].numpy()  # transparency is white paper
+    ink = ImageOps.invert(Image.fromarray(paper))
     box = ink.getbbox()
     if box is None:
         raise ZooError(EMPTY_DRAWING)
@@ -75,6 +77,7 @@ def read_drawing(uploads: Uploads, sketch: Any) -> Image.Image:
     side = round(side * scale)
     square = Image.new("L", (side, side), 0)
     square.paste(ink, ((side - ink.width) // 2, (side - ink.height) // 2))
+    square.info[DRAWN] = True  # reaches the model at its training images' resolution
     return square
 
 
@@ -223,7 +226,7 @@ class Classify:
     @staticmethod
     def _uint8(classifier: Classifier, decoded: Image.Image) -> torch.Tensor:
         try:
-            return classifier.model_image(decoded)
+            return classifier.model_image(decoded, at_source=decoded.info.get(DRAWN, False))
         except Exception:  # PIL's conversions refuse some modes, and odd EXIF data
             raise ZooError(f"a {decoded.mode} image that cannot be converted") from None
 

@@ -151,12 +151,10 @@ def test_pretrained_imagenet_weights_from_the_torchvision_cache(
     assert "no ImageNet classifier" in error and "resnet18" in error
 
 
-def test_a_large_picture_of_a_digit_reaches_the_model_as_its_training_digits_did(
-    registry, lenet_weights
-):
-    """The weights file records that digits were stored at 8x8: a digit shown 35x larger (as a
-    drawing or a photograph of one is) is reduced to 8x8 before the model's upscaling, so the
-    model sees the pixels of its training images and answers as it does for them."""
+def test_a_drawing_reaches_the_model_as_its_training_digits_did(registry, lenet_weights):
+    """The weights file records that digits were stored at 8x8: a digit drawn 35x larger is
+    reduced to 8x8 before the model's upscaling (`at_source`), so the model sees the pixels of
+    its training images and answers as it does for them; an upload is only resized."""
     from zoo.inference import Classifier
 
     classifier = Classifier.load(registry, lenet_weights)
@@ -164,10 +162,11 @@ def test_a_large_picture_of_a_digit_reaches_the_model_as_its_training_digits_did
     data = load_digits()
     small = [Image.fromarray(d[0].numpy()) for d in data.test_images[:100]]
     large = [im.resize((280, 280), Image.Resampling.NEAREST) for im in small]
-    as_trained = torch.stack([classifier.model_image(im) for im in small])
-    as_large = torch.stack([classifier.model_image(im) for im in large])
-    native = classifier.predict(classifier.inputs(list(as_trained)))
-    enlarged = classifier.predict(classifier.inputs(list(as_large)))
+    native = classifier.predict(classifier.inputs([classifier.model_image(im) for im in small]))
+    drawn = [classifier.model_image(im, at_source=True) for im in large]
+    enlarged = classifier.predict(classifier.inputs(drawn))
     agree = native.probabilities.argmax(1) == enlarged.probabilities.argmax(1)
     assert agree.float().mean() >= 0.98
     assert enlarged.unknown.float().mean() <= native.unknown.float().mean() + 0.02
+    upload = classifier.model_image(large[0])
+    assert upload.shape == (1, 32, 32) and not torch.equal(upload, drawn[0])

@@ -172,10 +172,11 @@ def test_bad_config_file_is_one_line(zoo_cli, tmp_path, text, message):
     ],
 )
 def test_bad_settings_are_one_line_and_write_nothing(zoo_cli, tmp_path, args, message):
-    result = zoo_cli(f"train lenet {args} --limit 50 --epochs 1 --out {tmp_path / 'w'} -q")
+    where = f"--out {tmp_path / 'w'} --runs-dir {tmp_path / 'runs'}"
+    result = zoo_cli(f"train lenet {args} --limit 50 --epochs 1 {where} -q")
     assert result.code == 1 and result.err.startswith(message), result.err
     assert result.err.count("\n") == 1
-    assert not list(tmp_path.glob("w/*"))
+    assert not list(tmp_path.glob("w/*")) and not (tmp_path / "runs").exists()
 
 
 def test_resume_with_another_models_checkpoint_is_refused(zoo_cli, tmp_path):

@@ -98,15 +98,15 @@ class Classifier:
         """A PIL image as the uint8 (C, H, W) tensor this model's preprocessing takes."""
         return pil_to_uint8(image, self.input.channels, self.input.size)
 
-    def model_image(self, image: Image.Image) -> torch.Tensor:
-        """A PIL image as this model's uint8 (C, size, size) input image, made as its training
-        images were: first reduced to the resolution they were stored at when that is below the
-        input size (the digits' 8x8, which training scales up), then resized to the input size.
-        A drawing or a photograph of a digit then looks to the model as its training digits did.
-        """
+    def model_image(self, image: Image.Image, at_source: bool = False) -> torch.Tensor:
+        """A PIL image as this model's uint8 (C, size, size) input image: resized here, so a
+        batch of them only needs normalising. With `at_source`, first reduced to the resolution
+        the training images were stored at, when that is below the input size (the digits'
+        8x8, which training scales up): a drawing's strokes then reach the model as the
+        training digits' did."""
         x = self.to_uint8(image)[None]
         source = self.meta.get("source_size")
-        if isinstance(source, int) and source < self.input.size:
+        if at_source and isinstance(source, int) and source < self.input.size:
             x = reduce_uint8(x, source)
         return resize_uint8(x, self.input.size)[0]
 

@@ -165,6 +165,7 @@ def train(
         run = _Run(registry, spec, config, ctx, run_dir, resume, frozenset(given), progress)
         accuracy = run.fit(progress and ctx.is_main)
         path = run.finish(out) if ctx.is_main else None
+        ctx.barrier()  # the processes leave together, so gloo's connections close cleanly
     finally:
         ctx.close()
     return TrainResult(path, accuracy, time.perf_counter() - started, run_dir)
