@@ -465,3 +465,29 @@ def test_every_builtin_learns_on_digits_with_its_defaults(zoo_cli, tmp_path, mod
     assert result.code == 0, result.err
     meta = read_meta(tmp_path / f"{model}-digits.safetensors")
     assert meta["metrics"]["test_accuracy"] > 0.3, meta["metrics"]["test_accuracy"]  # chance 0.1
+
+
+def test_posthoc_on_cached_head_inputs_fits_what_the_whole_model_fits(registry):
+    """A frozen backbone's cached features stand in for the whole model in the post-hoc fit:
+    the same detector, temperature and test calibration as running every image through it."""
+    from zoo import posthoc
+    from zoo.datasets import load_digits
+    from zoo.datasets.splits import hold_out
+    from zoo.evaluate import image_batches
+
+    spec = registry.model("vgg16")
+    torch.manual_seed(0)
+    model = registry.build(spec, num_classes=10).eval()
+    data, *held = hold_out(load_digits().limit(200))
+    head = head_module(model, spec)
+    cached = tuple(
+        head_inputs(model, head, image_batches(images, spec.input, torch.device("cpu")))
+        for images in (data.train_images, data.test_images)
+    )
+    cpu = torch.device("cpu")
+    whole = posthoc.fit(model, spec, spec.input, data, tuple(held), cpu)
+    via_head = posthoc.fit(model, spec, spec.input, data, tuple(held), cpu, head_inputs=cached)
+    assert whole.tensors.keys() == via_head.tensors.keys() and whole.tensors
+    for key, value in whole.tensors.items():
+        assert torch.allclose(value, via_head.tensors[key], rtol=1e-4, atol=1e-5), key
+    assert whole.meta["calibration"] == pytest.approx(via_head.meta["calibration"], rel=1e-4)

@@ -14,13 +14,13 @@ from torch import nn
 
 from zoo import analysis, calibrate, unknown
 from zoo.datasets import ImageSplits
-from zoo.evaluate import image_batches
+from zoo.evaluate import EVAL_BATCH, image_batches
 from zoo.specs import InputSpec, ModelSpec
 
 # Small models (LeNet, the CIFAR CNN) check explanations on more test images than large ones,
 # whose gradients and deletion curves cost far more.
 SMALL = {"input": 64, "parameters": 1_000_000}
-CHECK_IMAGES = {True: 100, False: 16}
+CHECK_IMAGES = {True: 100, False: 8}
 
 
 @dataclass
@@ -40,10 +40,16 @@ def fit(
     device: torch.device,
     run_dir: Path | None = None,
     title: str = "",
+    head_inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> PostHoc:
     """Fit the temperature and the detector on `held_out` (uint8 images, labels), the
     detector's Gaussians on `data`'s training split; choose the explanation method on its test
-    split; with `run_dir`, write the reliability diagram and the top-loss gallery there."""
+    split; with `run_dir`, write the reliability diagram and the top-loss gallery there.
+
+    `head_inputs` are the train and test splits' cached inputs of `spec.head` (a frozen
+    backbone's features, computed once for training): when the detector's layer is in the
+    head, the splits go through the head alone instead of the whole model again.
+    """
     from zoo.inference import Classifier
 
     result = PostHoc()
@@ -51,19 +57,22 @@ def fit(
     held_images, held_labels = held_out
     name = unknown.feature_layer(model, input_spec, spec.head)
     layer = model.get_submodule(name)
+
+    def features_and_logits(split: int, images) -> tuple[torch.Tensor, torch.Tensor]:
+        if head_inputs is not None and f"{name}.".startswith(f"{spec.head}."):
+            batches = head_inputs[split].float().split(EVAL_BATCH)
+            return unknown.features_and_logits(model.get_submodule(spec.head), layer, batches)
+        return unknown.features_and_logits(model, layer, image_batches(images, input_spec, device))
+
     if len(held_labels):
         held_features, held_logits = unknown.features_and_logits(
             model, layer, image_batches(held_images, input_spec, device)
         )
         temperature = calibrate.fit_temperature(held_logits, held_labels)
-        train_features, _ = unknown.features_and_logits(
-            model, layer, image_batches(data.train_images, input_spec, device)
-        )
+        train_features, _ = features_and_logits(0, data.train_images)
         detector = unknown.fit(name, train_features, data.train_labels, held_features)
         result.meta[unknown.KEY], result.tensors = detector.to_file()
-    _, test_logits = unknown.features_and_logits(
-        model, layer, image_batches(data.test_images, input_spec, device)
-    )
+    _, test_logits = features_and_logits(1, data.test_images)
     result.meta["calibration"] = {
         **analysis.calibration(test_logits, data.test_labels, temperature),
         "held_out_images": len(held_labels),

@@ -428,6 +428,7 @@ class _Run:
             self.ctx.device,
             self.run_dir if self.history else None,
             title,
+            (self.train_x, self.test_x) if self.cached else None,
         )
         meta = {
             "model": self.spec.name,
