@@ -8,6 +8,7 @@ input of an `InputSpec` on whatever device the batch is on.
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -141,7 +142,9 @@ def open_image(
     """
     name = name or str(source)
     try:
-        image = Image.open(source, formats=FORMATS)
+        with warnings.catch_warnings():  # our own cap, below, refuses such an image in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(source, formats=FORMATS)
         if max_pixels and image.width * image.height > max_pixels:
             raise ZooError(
                 f"{name}: {image.width}x{image.height} is too large "
