@@ -532,17 +532,21 @@ def export_model(
         raise ZooError(f"{path}: the {fmt} export does not match PyTorch")
 
 
+WeightsFile = Annotated[
+    Path, typer.Argument(metavar="WEIGHTS", help="A weights file.", callback=expand)
+]
+ImageFiles = Annotated[
+    list[Path],
+    typer.Argument(
+        metavar="IMAGE_OR_DIR...", help="Image files and folders (recursive).", callback=expand
+    ),
+]
+
+
 @app.command()
 def predict(
-    weights: Annotated[
-        Path, typer.Argument(metavar="WEIGHTS", help="A weights file.", callback=expand)
-    ],
-    images: Annotated[
-        list[Path],
-        typer.Argument(
-            metavar="IMAGE_OR_DIR...", help="Image files and folders (recursive).", callback=expand
-        ),
-    ],
+    weights: WeightsFile,
+    images: ImageFiles,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes per image.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 32,
@@ -595,15 +599,8 @@ def predict(
 
 @app.command("explain")
 def explain_images(
-    weights: Annotated[
-        Path, typer.Argument(metavar="WEIGHTS", help="A weights file.", callback=expand)
-    ],
-    images: Annotated[
-        list[Path],
-        typer.Argument(
-            metavar="IMAGE_OR_DIR...", help="Image files and folders (recursive).", callback=expand
-        ),
-    ],
+    weights: WeightsFile,
+    images: ImageFiles,
     method: Annotated[
         str | None,
         typer.Option(help="saliency, input-x-gradient, integrated-gradients or gradcam."),
