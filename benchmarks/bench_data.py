@@ -179,9 +179,9 @@ def startup(folder: str, data: str) -> None:
     import torch
     import torch.nn.functional as F
 
-    from zoo.datasets import load_dataset
-    from zoo.datasets.stream import batches
-    from zoo.preprocess import prepare
+    from zoo.data.preprocess import prepare
+    from zoo.data.sources import load_dataset
+    from zoo.data.stream import batches
     from zoo.registry import get_registry
 
     registry = get_registry()

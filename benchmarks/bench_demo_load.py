@@ -111,7 +111,8 @@ def run_load(
 
 def train_lenet(registry) -> Path:
     """A folder with a LeNet trained on digits for 5 epochs, for a run with no weights given."""
-    from zoo.train import TrainConfig, train
+    from zoo.training.config import TrainConfig
+    from zoo.training.loop import train
 
     folder = Path(tempfile.mkdtemp(prefix="bench-demo-"))
     spec = registry.model("lenet")

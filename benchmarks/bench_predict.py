@@ -36,11 +36,12 @@ from sklearn.datasets import load_digits, load_sample_images
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from zoo import threads, weights
-from zoo.inference import Classifier
-from zoo.predict import find_images, predict
+from zoo import weights
 from zoo.registry import get_registry
+from zoo.serving.inference import Classifier
+from zoo.serving.predict import find_images, predict_files
 from zoo.specs import InputSpec
+from zoo.util import threads
 
 BATCH = 32
 
@@ -92,7 +93,7 @@ class Files(Dataset):
 
 def run_zoo(classifier: Classifier, folder: Path, amp: bool = False) -> int:
     files = find_images([folder])
-    return sum(1 for _ in predict(classifier, files, k=5, batch_size=BATCH, amp=amp))
+    return sum(1 for _ in predict_files(classifier, files, k=5, batch_size=BATCH, amp=amp))
 
 
 @torch.inference_mode()

@@ -36,11 +36,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from zoo import threads
-from zoo.datasets import ImageSplits, load_dataset
+from zoo.data.sources import load_dataset
+from zoo.data.splits import ImageSplits
 from zoo.registry import get_registry
-from zoo.runlog import read_metrics
-from zoo.train import TrainConfig, train
+from zoo.training.config import TrainConfig
+from zoo.training.loop import train
+from zoo.training.runlog import read_metrics
+from zoo.util import threads
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 

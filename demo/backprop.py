@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from zoo.introspect import GraphNodes, autograd_nodes
+from zoo.trust.introspect import GraphNodes, autograd_nodes
 
 INPUTS = ("quantity", "price", "tax")
 # Each node's parent on the way to the total (the graph is a tree).

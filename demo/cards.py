@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo import analysis, runlog, weights
+from zoo import weights
 from zoo.errors import ZooError
-from zoo.introspect import parameter_count
 from zoo.registry import Registry
+from zoo.training import runlog
+from zoo.training.config import card_rows
+from zoo.trust import analysis
+from zoo.trust.introspect import parameter_count
 
 # A model is weak when its accuracy is under this multiple of chance (1 / classes) ...
 NEAR_CHANCE = 2.0
@@ -24,23 +27,6 @@ FIGURES = {
     runlog.CONFUSION: "Confusion matrix (test split)",
     analysis.RELIABILITY: "Reliability diagram (test split)",
     analysis.TOP_LOSSES: "Top losses: the test images it got most wrong",
-}
-# Training settings worth showing, with their labels; the rest (device, workers, data folder)
-# say where a run happened, not what the model is.
-SETTINGS = {
-    "epochs": "epochs",
-    "batch_size": "batch size",
-    "optimizer": "optimizer",
-    "lr": "peak learning rate",
-    "schedule": "schedule",
-    "weight_decay": "weight decay",
-    "label_smoothing": "label smoothing",
-    "strategy": "layers trained",
-    "augment": "augmentation",
-    "image_size": "image size",
-    "limit": "image limit",
-    "seed": "seed",
-    "amp": "bf16 autocast",
 }
 
 
@@ -190,12 +176,7 @@ def _training_rows(settings: dict[str, Any]) -> list[tuple[str, str]]:
     else:
         start = "random initialisation"
     rows = [("started from", start)] if settings else []
-    for key, label in SETTINGS.items():
-        value = settings.get(key)
-        if value is None or (value is False and key != "augment"):
-            continue
-        rows.append((label, _value(key, value)))
-    return rows
+    return rows + [(label, _value(label, value)) for label, value in card_rows(settings)]
 
 
 def _value(key: str, value: Any) -> str:

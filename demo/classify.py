@@ -16,16 +16,16 @@ from typing import Any
 import torch
 from PIL import Image, ImageOps
 
-from zoo import preprocess
+from zoo.data import preprocess
+from zoo.data.preprocess import open_image, pil_to_uint8
 from zoo.demo.batching import Batcher
 from zoo.demo.intake import Uploads, kind
 from zoo.demo.shelf import WeightsShelf
 from zoo.errors import ZooError
-from zoo.explain import explain, overlay
-from zoo.inference import Classifier
-from zoo.preprocess import open_image, pil_to_uint8
+from zoo.serving.inference import Classifier
 from zoo.specs import InputSpec
-from zoo.weights import atomic_write
+from zoo.trust.explain import explain, overlay
+from zoo.util.files import atomic_write
 
 DISPLAY_SIZE = 224  # the model's view is shown at least this large, pixels kept sharp
 DRAWING_MARGIN = 0.05  # white space kept around a drawing's ink: the digits set's fill their box
@@ -146,7 +146,7 @@ def _forward(requests: list[tuple[Classifier, torch.Tensor, bool]]) -> list[_Pas
 
 
 @dataclass
-class Answer:
+class ShownAnswer:
     """One image through one model: its answer and how it was reached."""
 
     name: str  # the weights file (or the ImageNet model's name)
@@ -185,15 +185,15 @@ class Classify:
         answer = self.answer(name, given, read)
         return answer.top, save_view(answer.view, self.views), answer.latency
 
-    def answer(self, name: Any, given: Any, read: Reader, explaining: bool = False) -> Answer:
-        """The Answer for one request; with `explaining`, where the model looked too."""
+    def answer(self, name: Any, given: Any, read: Reader, explaining: bool = False) -> ShownAnswer:
+        """The ShownAnswer for one request; with `explaining`, where the model looked too."""
         started = time.perf_counter()
         classifier = self.shelf.get(name)
         image = self._decode(classifier, read, given)
         return self._run(name, classifier, image, explaining, started)
 
-    def compare(self, given: Any, read: Reader) -> list[Answer | ZooError]:
-        """The image through every model on offer, each with where it looked: an Answer per
+    def compare(self, given: Any, read: Reader) -> list[ShownAnswer | ZooError]:
+        """The image through every model on offer, each with where it looked: an ShownAnswer per
         model, or the error that model gave (an unusable file). The image is decoded once,
         made into each model's uint8 input, and freed before the forward passes."""
         started = time.perf_counter()
@@ -208,7 +208,7 @@ class Classify:
                     inputs.append(ZooError(f"{name}: {error}"))
             del decoded
         decode_s = time.perf_counter() - started
-        answers: list[Answer | ZooError] = []
+        answers: list[ShownAnswer | ZooError] = []
         for item in inputs:
             if isinstance(item, ZooError):
                 answers.append(item)
@@ -232,11 +232,11 @@ class Classify:
 
     def _run(
         self, name: str, classifier: Classifier, image: torch.Tensor, explaining: bool, started
-    ) -> Answer:
+    ) -> ShownAnswer:
         done = self._batcher((id(classifier), explaining), (classifier, image, explaining))
         view = model_view(done.x, classifier.input)
         looked = overlay(view, done.heatmap) if done.heatmap is not None else None
-        return Answer(
+        return ShownAnswer(
             name,
             classifier,
             classifier.top(done.probabilities, k=5),

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from zoo.registry import Registry
-from zoo.weights import atomic_write
+from zoo.util.files import atomic_write
 
 
 def default_folder() -> Path:

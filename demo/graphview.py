@@ -8,7 +8,7 @@ import html
 import itertools
 from graphlib import TopologicalSorter
 
-from zoo.introspect import GraphNodes
+from zoo.trust.introspect import GraphNodes
 
 NODE_W, NODE_H = 200, 30  # a node's box
 GAP_X, GAP_Y = 14, 26  # between boxes in a layer, and between layers

@@ -14,9 +14,9 @@ from PIL import Image
 from zoo.demo import graphview
 from zoo.demo.intake import shown
 from zoo.errors import ZooError
-from zoo.introspect import autograd_nodes, forward_loss, parameter_count, parameter_shapes
 from zoo.registry import Registry
 from zoo.specs import ModelSpec
+from zoo.trust.introspect import autograd_nodes, forward_loss, parameter_count, parameter_shapes
 
 NUM_CLASSES = 10
 GRAPH_NODES = 200  # the autograd graph drawn is cut here (a ResNet50's has thousands)

@@ -13,8 +13,8 @@ from typing import Any
 
 from PIL import Image
 
+from zoo.data.preprocess import open_image
 from zoo.errors import ZooError
-from zoo.preprocess import open_image
 
 NO_IMAGE = "no image: upload, paste or take a picture first"
 SHOWN_CHARS = 60  # a name the user sent is shown up to this long

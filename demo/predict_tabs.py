@@ -16,9 +16,9 @@ from PIL import Image
 from zoo.demo import cards
 from zoo.demo.classify import (
     EMPTY_DRAWING,
-    Answer,
     Classify,
     Reader,
+    ShownAnswer,
     read_drawing,
     read_upload,
     sketch_blobs,
@@ -93,7 +93,7 @@ def _about(shelf: WeightsShelf, name: str | None) -> str:
     return text
 
 
-def _shown(answer: Answer) -> tuple:
+def _shown(answer: ShownAnswer) -> tuple:
     """The Classify tab's outputs for an answer."""
     title = f"{answer.classifier.meta['model']} on {answer.classifier.meta.get('dataset', '?')}"
     return (

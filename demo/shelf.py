@@ -8,11 +8,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from zoo import threads, weights
+from zoo import weights
 from zoo.demo.intake import kind, shown
 from zoo.errors import ZooError
-from zoo.inference import Classifier
 from zoo.registry import Registry
+from zoo.serving.inference import Classifier
+from zoo.util import threads
 
 IMAGENET_RESNET18 = "imagenet/resnet18"
 
@@ -53,7 +54,7 @@ class WeightsShelf:
 
     def has_imagenet(self) -> bool:
         """Whether torchvision's ImageNet ResNet18 loads without a download."""
-        from zoo.pretrained import is_cached
+        from zoo.serving.pretrained import is_cached
 
         return "resnet18" in self.registry.models and is_cached(_imagenet_weights())
 

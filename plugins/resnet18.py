@@ -37,11 +37,9 @@ def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Mod
     from torch import nn
     from torchvision.models import ResNet18_Weights, resnet18
 
-    from zoo.pretrained import torchvision_model
-
     if not pretrained:
         return resnet18(num_classes=num_classes)
-    model = torchvision_model(resnet18, ResNet18_Weights.IMAGENET1K_V1)
+    model = zoo.torchvision_model(resnet18, ResNet18_Weights.IMAGENET1K_V1)
     if num_classes != model.fc.out_features:
         model.fc = nn.Linear(model.fc.in_features, num_classes)
     return model

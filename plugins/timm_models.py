@@ -11,7 +11,6 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
 import zoo
-from zoo import catalog
 
 if TYPE_CHECKING:
     from torch import nn
@@ -67,7 +66,7 @@ def _spec(entry: dict[str, Any]) -> zoo.ModelSpec:
 
 @zoo.hookimpl
 def zoo_models() -> list[zoo.ModelSpec]:
-    return [_spec(entry) for entry in catalog.cached(f"timm-{TIMM_VERSION}", timm_catalog)]
+    return [_spec(entry) for entry in zoo.cached_catalog(f"timm-{TIMM_VERSION}", timm_catalog)]
 
 
 @zoo.hookimpl

@@ -42,9 +42,9 @@ def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Mod
     from torch import nn
     from torchvision.models import VGG16_Weights, vgg16
 
-    from zoo.pretrained import torchvision_model
-
-    model = torchvision_model(vgg16, VGG16_Weights.IMAGENET1K_V1) if pretrained else _random_vgg16()
+    model = (
+        zoo.torchvision_model(vgg16, VGG16_Weights.IMAGENET1K_V1) if pretrained else _random_vgg16()
+    )
     model.avgpool = nn.AdaptiveAvgPool2d(output_size=(3, 3))
     model.classifier = nn.Sequential(
         nn.Linear(512 * 3 * 3, 512),

@@ -79,7 +79,8 @@ def zoo_cli(capsys, monkeypatch):
 @pytest.fixture(scope="session")
 def lenet_weights(tmp_path_factory) -> Path:
     """A LeNet really trained on digits (few epochs), shared by the tests that need weights."""
-    from zoo.train import TrainConfig, train
+    from zoo.training.config import TrainConfig
+    from zoo.training.loop import train
 
     registry = get_registry()
     spec = registry.model("lenet")

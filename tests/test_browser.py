@@ -8,7 +8,7 @@ import re
 import pytest
 from PIL import Image
 
-from zoo.inference import Classifier
+from zoo.serving.inference import Classifier
 
 pytestmark = pytest.mark.browser
 

@@ -25,7 +25,8 @@ def tour_server(tmp_path_factory, registry):
     LeNet trained on 20 images, served in-process on a free port."""
     from tests.conftest import _free_port
     from zoo.demo.app import build_app, serve
-    from zoo.train import TrainConfig, train
+    from zoo.training.config import TrainConfig
+    from zoo.training.loop import train
 
     root = tmp_path_factory.mktemp("tour")
     spec = registry.model("lenet")

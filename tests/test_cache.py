@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 
 from tests.datafiles import pattern_images, write_image_folder
-from zoo.augment import photo_augment
-from zoo.datasets import load_dataset
-from zoo.datasets.stream import MappedImages, batches
+from zoo.data.augment import photo_augment
+from zoo.data.sources import load_dataset
+from zoo.data.stream import MappedImages, batches
 from zoo.weights import read_meta
 
 ROOT = Path(__file__).resolve().parent.parent

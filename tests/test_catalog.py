@@ -12,7 +12,7 @@ from importlib.metadata import version
 
 import pytest
 
-from zoo import catalog
+from zoo.util import catalog
 
 HEAVY = {"torch", "torchvision", "timm"}
 LIGHT_COMMANDS = [
@@ -56,7 +56,7 @@ def test_a_model_command_does_import_torch(registry):
 def test_timm_catalog_is_cached_by_version(registry):
     import timm
 
-    path = catalog.cache_dir() / "catalog" / f"timm-{version('timm')}.json"
+    path = catalog.catalog_dir() / "catalog" / f"timm-{version('timm')}.json"
     entries = json.loads(path.read_text())
     assert [entry["arch"] for entry in entries] == timm.list_models()
     resnet50 = next(entry for entry in entries if entry["arch"] == "resnet50")
@@ -88,9 +88,9 @@ def test_cached_computes_once_and_recovers_from_a_bad_file(tmp_path, monkeypatch
 def test_cache_folder_follows_the_variables(tmp_path, monkeypatch):
     monkeypatch.delenv("ZOO_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert catalog.cache_dir() == tmp_path / "xdg" / "zoo"
+    assert catalog.catalog_dir() == tmp_path / "xdg" / "zoo"
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "mine"))
-    assert catalog.cache_dir() == tmp_path / "mine"
+    assert catalog.catalog_dir() == tmp_path / "mine"
 
 
 def test_unwritable_cache_still_answers(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tests.datafiles import write_mnist
-from zoo.checkpoint import FILENAME, load_checkpoint
+from zoo.training.checkpoint import FILENAME, load_checkpoint
 
 
 def test_head_checkpoint_holds_the_head_and_resumes_to_the_same_weights(

@@ -16,7 +16,7 @@ from tests.datafiles import (
     write_image_folder,
     write_mnist,
 )
-from zoo.datasets import load_dataset
+from zoo.data.sources import load_dataset
 from zoo.errors import ZooError
 from zoo.weights import read_meta
 

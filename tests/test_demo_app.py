@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from zoo.demo import cards
 from zoo.demo.shelf import IMAGENET_RESNET18, WeightsShelf
-from zoo.inference import Classifier
+from zoo.serving.inference import Classifier
 
 LENET = "lenet-digits.safetensors"
 

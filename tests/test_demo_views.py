@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from zoo.demo import backprop, cards, graphview, inspector, results
-from zoo.introspect import autograd_nodes
+from zoo.trust.introspect import autograd_nodes
 
 
 def meta(accuracy: float, train_images: int, classes: int = 10) -> dict:

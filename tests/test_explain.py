@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from zoo import weights
-from zoo.datasets import load_digits
-from zoo.datasets.splits import hold_out
-from zoo.explain import FALLBACK, METHODS, deletion, explain, overlay
-from zoo.inference import Classifier
+from zoo.data.digits import load_digits
+from zoo.data.splits import hold_out
+from zoo.serving.inference import Classifier
+from zoo.trust.explain import FALLBACK, METHODS, deletion, explain, overlay
 
 
 @pytest.fixture(scope="module")

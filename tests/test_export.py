@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from zoo import weights
-from zoo.export import META_FILE
 from zoo.registry import get_registry
+from zoo.serving.export import META_FILE
 
 EXTENSIONS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt", "pt2": ".pt2"}
 
@@ -109,7 +109,7 @@ PLUGIN_FORMAT = '''
     import numpy as np
 
     import zoo
-    from zoo.weights import atomic_write
+    from zoo.util.files import atomic_write
 
 
     def write(model, meta, tmp):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from zoo.errors import ZooError
-from zoo.introspect import autograd_graph, forward_loss, parameter_shapes
+from zoo.trust.introspect import autograd_graph, forward_loss, parameter_shapes
 
 # Seed 001, `print(net)` (the tutorial's class is called Net; ours is LeNet).
 LENET_TREE = """\

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from zoo import weights
-from zoo.datasets import load_digits
+from zoo.data.digits import load_digits
 
 DIGITS = 40
 
@@ -155,7 +155,7 @@ def test_a_drawing_reaches_the_model_as_its_training_digits_did(registry, lenet_
     """The weights file records that digits were stored at 8x8: a digit drawn 35x larger is
     reduced to 8x8 before the model's upscaling (`at_source`), so the model sees the pixels of
     its training images and answers as it does for them; an upload is only resized."""
-    from zoo.inference import Classifier
+    from zoo.serving.inference import Classifier
 
     classifier = Classifier.load(registry, lenet_weights)
     assert classifier.meta["source_size"] == 8

@@ -6,7 +6,7 @@ import json
 
 from PIL import Image
 
-from zoo.datasets import load_digits
+from zoo.data.digits import load_digits
 
 
 def test_amp_agrees_with_fp32(zoo_cli, lenet_weights, tmp_path):

@@ -12,14 +12,14 @@ import sys
 import pytest
 import torch
 
-from zoo.preprocess import center_square, prepare, resize_uint8
+from zoo.data.preprocess import center_square, prepare, resize_uint8
 from zoo.specs import InputSpec
 
 MEASURE = """
 import json, resource, sys
 import numpy as np, torch
 from PIL import Image
-from zoo.preprocess import pil_to_uint8, prepare
+from zoo.data.preprocess import pil_to_uint8, prepare
 from zoo.specs import InputSpec
 
 height, width, channels, size, via_pil = json.loads(sys.argv[1])

@@ -205,8 +205,8 @@ def test_finetune_groups_must_hold_the_models_own_parameters(tmp_path):
 
 
 def test_export_hook_must_return_a_path(tmp_path, lenet_weights):
-    from zoo.export import export
-    from zoo.inference import Classifier
+    from zoo.serving.export import export
+    from zoo.serving.inference import Classifier
 
     write_plugin(
         tmp_path,

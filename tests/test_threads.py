@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from zoo import threads
+from zoo.util import threads
 
 
 def test_candidates_are_powers_of_two_and_the_cores():

@@ -19,12 +19,13 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from tests.datafiles import write_cifar10, write_mnist
-from zoo.augment import augment
-from zoo.checkpoint import FILENAME
-from zoo.features import head_inputs
-from zoo.finetune import head_module
-from zoo.inference import Classifier
-from zoo.train import TrainConfig, train
+from zoo.data.augment import augment
+from zoo.serving.inference import Classifier
+from zoo.training.checkpoint import FILENAME
+from zoo.training.config import TrainConfig
+from zoo.training.features import backbone_features
+from zoo.training.finetune import head_module
+from zoo.training.loop import train
 from zoo.weights import EXTRA, read_meta
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -237,16 +238,16 @@ def test_vgg16_head_trains_on_cached_features_and_saves_the_whole_model(
     assert rows[1]["loss"] < rows[0]["loss"]
 
 
-def test_head_inputs_reproduce_the_model_and_refuse_a_head_that_is_not_last(registry):
+def test_backbone_features_reproduce_the_model_and_refuse_a_head_that_is_not_last(registry):
     model = registry.build(registry.model("vgg16"), num_classes=10).eval()
     x = torch.randn(3, 3, 32, 32)
     head = head_module(model, registry.model("vgg16"))
-    features = head_inputs(model, head, [x[:2], x[2:]])
+    features = backbone_features(model, head, [x[:2], x[2:]])
     assert features.shape == (3, 4608)
     with torch.no_grad():
         assert torch.allclose(head(features), model(x), atol=1e-5)
     wrapped = torch.nn.Sequential(model, torch.nn.Softmax(1))
-    assert head_inputs(wrapped, head, [x]) is None
+    assert backbone_features(wrapped, head, [x]) is None
 
 
 def test_init_from_safetensors_and_pth_and_mismatch(zoo_cli, tmp_path, lenet_weights):
@@ -467,13 +468,13 @@ def test_every_builtin_learns_on_digits_with_its_defaults(zoo_cli, tmp_path, mod
     assert meta["metrics"]["test_accuracy"] > 0.3, meta["metrics"]["test_accuracy"]  # chance 0.1
 
 
-def test_posthoc_on_cached_head_inputs_fits_what_the_whole_model_fits(registry):
+def test_posthoc_on_cached_backbone_features_fits_what_the_whole_model_fits(registry):
     """A frozen backbone's cached features stand in for the whole model in the post-hoc fit:
     the same detector, temperature and test calibration as running every image through it."""
-    from zoo import posthoc
-    from zoo.datasets import load_digits
-    from zoo.datasets.splits import hold_out
-    from zoo.evaluate import image_batches
+    from zoo.data.digits import load_digits
+    from zoo.data.splits import hold_out
+    from zoo.trust import posthoc
+    from zoo.trust.metrics import image_batches
 
     spec = registry.model("vgg16")
     torch.manual_seed(0)
@@ -481,12 +482,14 @@ def test_posthoc_on_cached_head_inputs_fits_what_the_whole_model_fits(registry):
     data, *held = hold_out(load_digits().limit(200))
     head = head_module(model, spec)
     cached = tuple(
-        head_inputs(model, head, image_batches(images, spec.input, torch.device("cpu")))
+        backbone_features(model, head, image_batches(images, spec.input, torch.device("cpu")))
         for images in (data.train_images, data.test_images)
     )
     cpu = torch.device("cpu")
-    whole = posthoc.fit(model, spec, spec.input, data, tuple(held), cpu)
-    via_head = posthoc.fit(model, spec, spec.input, data, tuple(held), cpu, head_inputs=cached)
+    whole = posthoc.fit_posthoc(model, spec, spec.input, data, tuple(held), cpu)
+    via_head = posthoc.fit_posthoc(
+        model, spec, spec.input, data, tuple(held), cpu, backbone_features=cached
+    )
     assert whole.tensors.keys() == via_head.tensors.keys() and whole.tensors
     for key, value in whole.tensors.items():
         assert torch.allclose(value, via_head.tensors[key], rtol=1e-4, atol=1e-5), key

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from zoo import __version__, weights
 from zoo.errors import ZooError
-from zoo.inference import Classifier
+from zoo.serving.inference import Classifier
 
 
 def test_round_trip_keeps_tensors_and_metadata(registry, lenet_weights):

@@ -1,6 +1,6 @@
 """zoo: a plugin-based PyTorch image-classification model zoo with a Gradio demo.
 
-A plugin imports only this module to declare its models::
+A plugin imports only this module::
 
     import zoo
 
@@ -8,22 +8,55 @@ A plugin imports only this module to declare its models::
     def zoo_models():
         return [zoo.ModelSpec(name="tiny", summary="...", input=zoo.InputSpec(1, 28), head="fc")]
 
-Importing ``zoo`` is light: no torch, no gradio.
+Everything a plugin needs is here: the hook marker and the declarations (`ModelSpec`,
+`InputSpec`, `TrainDefaults`, `DatasetSpec`), `ZooError`, the ImageNet normalisation, and, for
+builders and loaders, `torchvision_model`, `cached_catalog`, `ImageSplits` and
+`split_train_test`. Importing ``zoo`` is light: no torch, no gradio (the last four are imported
+when first used).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
 from zoo.specs import IMAGENET_MEAN, IMAGENET_STD, DatasetSpec, InputSpec, ModelSpec, TrainDefaults
+
+if TYPE_CHECKING:
+    from zoo.data.splits import ImageSplits, split_train_test
+    from zoo.serving.pretrained import torchvision_model
+    from zoo.util.catalog import cached as cached_catalog
 
 __version__ = "0.1.0"
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "DatasetSpec",
+    "ImageSplits",
     "InputSpec",
     "ModelSpec",
     "TrainDefaults",
     "ZooError",
     "__version__",
+    "cached_catalog",
     "hookimpl",
+    "split_train_test",
+    "torchvision_model",
 ]
+
+# The names imported on first use (they bring torch or torchvision): module, attribute.
+_LAZY = {
+    "ImageSplits": ("zoo.data.splits", "ImageSplits"),
+    "split_train_test": ("zoo.data.splits", "split_train_test"),
+    "torchvision_model": ("zoo.serving.pretrained", "torchvision_model"),
+    "cached_catalog": ("zoo.util.catalog", "cached"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    return getattr(importlib.import_module(module), attribute)

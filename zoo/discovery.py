@@ -23,8 +23,13 @@ from zoo import hookspecs
 ENTRY_POINT_GROUP = "zoo"
 PATH_VARIABLE = "ZOO_PLUGINS_PATH"
 
-# Core hook implementations first, so every plugin after them can override them.
-CORE_PLUGINS = ("zoo.datasets", "zoo.finetune", "zoo.export")
+# Core hook implementations first, so every plugin after them can override them: the name
+# `zoo plugins` shows, and the module that implements them.
+CORE_PLUGINS = {
+    "zoo.datasets": "zoo.data.sources",
+    "zoo.finetune": "zoo.training.finetune",
+    "zoo.export": "zoo.serving.export",
+}
 BUILTIN_PLUGINS = (
     "zoo.plugins.lenet",
     "zoo.plugins.cifar_cnn",
@@ -70,8 +75,8 @@ def load_plugins(dirs: Iterable[Path] = ()) -> tuple[pluggy.PluginManager, list[
             info.error = f"{type(error).__name__}: {error}"
             warnings.warn(f"plugin {name} failed to load: {info.error}", PluginWarning, 2)
 
-    for module in CORE_PLUGINS:
-        register(module, "core", lambda m=module: importlib.import_module(m))
+    for name, module in CORE_PLUGINS.items():
+        register(name, "core", lambda m=module: importlib.import_module(m))
     for module in BUILTIN_PLUGINS:
         register(module, "built-in", lambda m=module: importlib.import_module(m))
     for ep in entry_points(group=ENTRY_POINT_GROUP):

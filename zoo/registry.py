@@ -16,8 +16,8 @@ import pluggy
 
 from zoo.discovery import PluginInfo, PluginWarning, load_plugins, plugin_dirs
 from zoo.errors import ZooError
-from zoo.paths import expand
 from zoo.specs import DatasetSpec, ModelSpec
+from zoo.util.paths import expand
 
 
 class Registry:

@@ -42,19 +42,37 @@ class InputSpec:
         return cls(int(data["channels"]), int(data["size"]), data["mean"], data["std"])
 
 
+def option(
+    default: Any,
+    help: str,
+    *flags: str,
+    card: str | None = None,
+    runtime: bool = False,
+    path: bool = False,
+    metavar: str | None = None,
+) -> Any:
+    """A training option, declared once: its default and `zoo train` help text; `flags` (default
+    `--name`; `--name/--no-name` for a boolean that can be turned off); the label the model card
+    shows it under (`card`, None: not shown); whether `--resume` may change it (`runtime`: it
+    decides where a run happens, not what it computes); whether it is a path (`~` and `$VARS`
+    expanded). The CLI, the TOML keys, the resume check and the card are derived from these."""
+    meta = {"help": help, "flags": flags, "card": card, "runtime": runtime, "path": path}
+    return field(default=default, metadata={**meta, "metavar": metavar})
+
+
 @dataclass(frozen=True)
 class TrainDefaults:
     """A model's default training recipe; every field can be overridden on the command line."""
 
-    dataset: str = "digits"
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    optimizer: str = "adamw"
-    schedule: str = "onecycle"
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0
-    strategy: str = "full"
+    dataset: str = option("digits", "A name from zoo datasets.", "--dataset", "-d")
+    epochs: int = option(10, "Passes over the training split.", card="epochs")
+    batch_size: int = option(64, "Per process under torchrun.", card="batch size")
+    lr: float = option(1e-3, "Peak learning rate.", card="peak learning rate")
+    optimizer: str = option("adamw", "sgd, adam or adamw.", card="optimizer")
+    schedule: str = option("onecycle", "onecycle, cosine or none.", card="schedule")
+    weight_decay: float = option(0.0, "Decoupled for adamw.", card="weight decay")
+    label_smoothing: float = option(0.0, "Of the cross-entropy.", card="label smoothing")
+    strategy: str = option("full", "full or head.", card="layers trained")
 
 
 @dataclass(frozen=True)
@@ -91,7 +109,7 @@ class ModelSpec:
 class DatasetSpec:
     """A dataset zoo can train on.
 
-    `load(root, download, size=..., workers=...)` returns a `zoo.datasets.ImageSplits` of uint8
+    `load(root, download, size=..., workers=...)` returns a `zoo.data.sources.ImageSplits` of uint8
     images. `root` is the data folder (`--data-dir`); a dataset whose `takes_path` is true is
     named `NAME:PATH` on the command line and gets PATH as `root` instead. `size` (the model's
     input size), `workers`, `cache_root` (the on-disk cache's folder), `augment` (whether

@@ -5,8 +5,6 @@ in the header metadata. Writes are atomic; loading never unpickles untrusted dat
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from safetensors.torch import save_file
 from zoo import __version__
 from zoo.errors import ZooError
 from zoo.specs import InputSpec
+from zoo.util.files import atomic_write
 
 FORMAT = "zoo.weights/1"
 REQUIRED = ("model", "classes", "input")
@@ -45,26 +44,6 @@ def save(
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors |= {EXTRA + k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()}
     return atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=header))
-
-
-def atomic_write(path: Path, write) -> Path:
-    """Call `write(tmp)` with a temporary path beside `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # some writers create 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:

@@ -1,0 +1,117 @@
+"""`zoo train`: its options are `TrainConfig`'s fields (`zoo.training.config`), derived here."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from zoo.cli.app import app, registry
+from zoo.cli.output import err, out
+from zoo.errors import ZooError
+from zoo.training.config import TrainConfig, default_run_name, options
+from zoo.util.paths import expand
+
+# The options of the run itself (where its files go, how it reports), not of what it computes.
+RUN_OPTIONS = ("out", "run_name", "runs_dir")
+
+
+def train_model(
+    name: Annotated[str, typer.Argument(help="The model's name (zoo list).")],
+    out_dir: Annotated[str | None, typer.Option("--out", help="Weights folder [weights].")] = None,
+    run_name: Annotated[str | None, typer.Option("--run-name")] = None,
+    runs_dir: Annotated[
+        str | None, typer.Option(envvar="ZOO_RUNS_DIR", help="Run folders' parent [runs].")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from last.ckpt.")] = False,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", metavar="FILE.toml", help="Settings from a file.", callback=expand
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    **given: Any,
+) -> None:
+    """Fine-tune a model; write weights/<model>-<dataset>.safetensors and runs/<run>/."""
+    reg = registry()
+    spec = reg.model(name)  # before torch is imported: a wrong name fails at once
+    from zoo.training.loop import train as run_training
+    from zoo.training.settings import read_settings
+
+    types = {f.name: str(f.type) for f in options()} | {key: "str" for key in RUN_OPTIONS}
+    settings = read_settings(config_file, types) if config_file else {}
+    run_options = {"out": out_dir, "run_name": run_name, "runs_dir": runs_dir}
+    settings.update(
+        {key: value for key, value in {**given, **run_options}.items() if value is not None}
+    )
+    paths = {f.name for f in options() if f.metadata["path"]} | {"out", "runs_dir"}
+    for key in paths.intersection(settings):
+        settings[key] = expand(settings[key])
+    out_folder = Path(settings.pop("out", "weights"))
+    if out_folder.suffix == ".safetensors":
+        raise ZooError(
+            f"--out is the weights folder, not a file: the file is named after the run "
+            f"(--out {out_folder.parent} --run-name {out_folder.stem})"
+        )
+    runs = Path(settings.pop("runs_dir", "runs"))
+    config = TrainConfig.for_model(spec, **settings)
+    run = settings.get("run_name") or default_run_name(spec.name, config.dataset)
+    try:
+        result = run_training(
+            reg,
+            spec,
+            config,
+            out_folder / f"{run}.safetensors",
+            run_dir=runs / run,
+            resume=resume,
+            progress=not quiet,
+            given=settings,
+        )
+    except KeyboardInterrupt as interrupt:  # typer would swallow it silently
+        err.print(f"interrupted: {escape(str(interrupt))}" if str(interrupt) else "interrupted")
+        raise typer.Exit(130) from None
+    if result.path is not None:
+        out.print(
+            f"{spec.name} on {config.dataset}: test accuracy {result.accuracy:.2%} "
+            f"in {result.seconds:.1f}s -> {result.path} (run folder {result.run_dir})"
+        )
+
+
+def _option_parameters() -> list[inspect.Parameter]:
+    """A keyword parameter per `TrainConfig` field, typed and helped as the field declares;
+    None (its default) means "not given"."""
+    hints = typing.get_type_hints(TrainConfig)
+    parameters = []
+    for f in options():
+        kind = hints[f.name]
+        flags = f.metadata["flags"] or (f"--{f.name.replace('_', '-')}",)
+        declared = typer.Option(*flags, help=f.metadata["help"], metavar=f.metadata["metavar"])
+        parameters.append(
+            inspect.Parameter(
+                f.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[kind | None, declared],
+            )
+        )
+    return parameters
+
+
+def _with_options(command):
+    """`command` with its `**given` replaced by the options `_option_parameters` derives."""
+    signature = inspect.signature(command, eval_str=True)
+    fixed = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    fixed = [p.replace(kind=p.KEYWORD_ONLY) if p.default is not p.empty else p for p in fixed]
+    command.__signature__ = signature.replace(parameters=[*fixed, *_option_parameters()])
+    command.__annotations__ = {
+        p.name: p.annotation for p in command.__signature__.parameters.values()
+    }
+    return command
+
+
+app.command("train")(_with_options(train_model))

@@ -1,0 +1,141 @@
+"""A trained weights file as a ready classifier: the data flow's last step,
+`weights.read -> zoo_build + state dict`, shared by the demo, `zoo predict` and `zoo eval`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from PIL import Image
+from torch import nn
+
+from zoo import weights
+from zoo.data.preprocess import pil_to_uint8, prepare, reduce_uint8, resize_uint8
+from zoo.errors import ZooError
+from zoo.registry import Registry
+from zoo.specs import InputSpec, ModelSpec
+from zoo.trust.unknown import UnknownDetector, capture_input
+
+
+@dataclass
+class Predictions:
+    """One forward pass over a batch: calibrated class probabilities (N, K), and (N,) bool
+    `unknown` for inputs unlike the training data (all False when the file has no detector)."""
+
+    probabilities: torch.Tensor
+    unknown: torch.Tensor
+
+
+if TYPE_CHECKING:
+    from torchvision.models import WeightsEnum
+
+
+@dataclass
+class Classifier:
+    """A model in eval mode with its class names and input spec, loaded from a weights file,
+    with the temperature and unknown-input detector fitted when it was trained (if any)."""
+
+    path: Path
+    model: nn.Module
+    meta: dict[str, Any]
+    input: InputSpec
+    classes: list[str]
+    spec: ModelSpec | None = None
+    temperature: float = 1.0
+    detector: UnknownDetector | None = field(default=None, repr=False)
+
+    @classmethod
+    def load(cls, registry: Registry, path: str | Path) -> Classifier:
+        """Build the model a weights file names and load its state, or raise a ZooError."""
+        state, meta = weights.read(path)
+        if meta["model"] not in registry.models:
+            raise ZooError(
+                f"{path} needs model {meta['model']!r} (plugin {meta.get('plugin', '?')}), "
+                "which no installed plugin provides"
+            )
+        spec = registry.model(meta["model"])
+        model = registry.build(spec, num_classes=len(meta["classes"]))
+        weights.load_state(model, state, path)
+        model.eval().to(memory_format=torch.channels_last)
+        return cls(
+            Path(path),
+            model,
+            meta,
+            weights.input_spec(meta),
+            list(meta["classes"]),
+            spec,
+            float(meta.get("calibration", {}).get("temperature", 1.0)),
+            UnknownDetector.from_file(meta, weights.read_extra(path)),
+        )
+
+    @classmethod
+    def imagenet(cls, registry: Registry, name: str, weights: WeightsEnum) -> Classifier:
+        """A model with its 1000-class ImageNet head and torchvision's class names, in memory.
+
+        `weights` is the torchvision weights enum the model's plugin loads for
+        `pretrained=True` (such as `ResNet18_Weights.IMAGENET1K_V1`).
+        """
+        from zoo.serving.pretrained import cached_file  # torchvision, only for its weights
+
+        spec = registry.model(name)
+        model = registry.build(spec, num_classes=1000, pretrained=True)
+        categories = list(weights.meta["categories"])
+        meta = {
+            "model": spec.name,
+            "plugin": spec.plugin,
+            "classes": categories,
+            "input": spec.input.to_dict(),
+            "dataset": "imagenet",
+            "metrics": {"imagenet_top1": weights.meta["_metrics"]["ImageNet-1K"]["acc@1"] / 100},
+            "settings": {"weights": str(weights)},
+        }
+        model.eval().to(memory_format=torch.channels_last)
+        return cls(cached_file(weights), model, meta, spec.input, categories, spec)
+
+    def to_uint8(self, image: Image.Image) -> torch.Tensor:
+        """A PIL image as the uint8 (C, H, W) tensor this model's preprocessing takes."""
+        return pil_to_uint8(image, self.input.channels, self.input.size)
+
+    def model_image(self, image: Image.Image, at_source: bool = False) -> torch.Tensor:
+        """A PIL image as this model's uint8 (C, size, size) input image: resized here, so a
+        batch of them only needs normalising. With `at_source`, first reduced to the resolution
+        the training images were stored at, when that is below the input size (the digits'
+        8x8, which training scales up): a drawing's strokes then reach the model as the
+        training digits' did."""
+        x = self.to_uint8(image)[None]
+        source = self.meta.get("source_size")
+        if at_source and isinstance(source, int) and source < self.input.size:
+            x = reduce_uint8(x, source)
+        return resize_uint8(x, self.input.size)[0]
+
+    def inputs(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """The model's input batch for uint8 (C, H, W) images of any sizes."""
+        return torch.cat([prepare(image[None], self.input) for image in images])
+
+    @torch.inference_mode()
+    def predict(self, batch: torch.Tensor) -> Predictions:
+        """Calibrated probabilities and the unknown flags for a batch made by `inputs`, from
+        one forward pass."""
+        if self.detector is None:
+            logits = self.model(batch)
+            unknown = torch.zeros(len(batch), dtype=torch.bool)
+        else:
+            with capture_input(self.model.get_submodule(self.detector.layer)) as seen:
+                logits = self.model(batch)
+            unknown = self.detector.unknown(seen[-1]).cpu()
+        return Predictions((logits.float() / self.temperature).softmax(1), unknown)
+
+    def probabilities_of(self, batch: torch.Tensor) -> torch.Tensor:
+        """Calibrated class probabilities (N, classes) for a batch made by `inputs`."""
+        return self.predict(batch).probabilities
+
+    def probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """Class probabilities (N, classes) for uint8 (C, H, W) images of any sizes."""
+        return self.probabilities_of(self.inputs(images))
+
+    def top(self, probabilities: torch.Tensor, k: int = 5) -> dict[str, float]:
+        """The `k` most likely classes of one image's probabilities, as {label: probability}."""
+        values, indices = probabilities.topk(min(k, len(self.classes)))
+        return {self.classes[i]: float(v) for v, i in zip(values, indices, strict=True)}

@@ -1,0 +1,129 @@
+"""`TrainConfig`: every option of `zoo train`, each declared once (`zoo.specs.option`).
+
+The command's options, the `--config FILE.toml` keys, the `--resume` check and the model
+card's rows are all derived from these fields. No torch here: the CLI reads it to start.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import Field, asdict, dataclass, fields, replace
+from typing import Any
+
+from zoo.errors import ZooError
+from zoo.specs import InputSpec, ModelSpec, TrainDefaults, option
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("onecycle", "cosine", "none")
+
+
+@dataclass(frozen=True)
+class TrainConfig(TrainDefaults):
+    """Everything that decides a run: a model's `TrainDefaults` and the rest of the options."""
+
+    augment: bool = option(
+        False,
+        "Random crops (resized ones for folder and hf photos), and flips where the dataset "
+        "allows (not digits).",
+        "--augment/--no-augment",
+        card="augmentation",
+    )
+    trivial_augment: bool = option(False, "With --augment on photos: TrivialAugmentWide.")
+    image_size: int | None = option(None, "Input size, not the model's.", card="image size")
+    pretrained: bool = option(False, "Start from ImageNet.", "--pretrained/--no-pretrained")
+    init_from: str | None = option(
+        None, "Start from a .safetensors or .pth file.", metavar="FILE", path=True
+    )
+    seed: int = option(
+        0, "Seeds the new weights, the batch order and the augmentation.", card="seed"
+    )
+    limit: int | None = option(None, "Train on N images (stratified).", card="image limit")
+    device: str = option("auto", "auto, cpu, cuda or mps.", runtime=True)
+    amp: bool = option(False, "bf16 autocast.", "--amp/--no-amp", card="bf16 autocast")
+    compile: bool = option(
+        False, "torch.compile the model.", "--compile/--no-compile", runtime=True
+    )
+    workers: int | None = option(None, "Decoding processes (folders).", runtime=True)
+    data_dir: str | None = option(
+        None,
+        "Where datasets live (default $ZOO_DATA, ~/.cache/zoo/data).",
+        runtime=True,
+        path=True,
+    )
+    download: bool = option(False, "Fetch the data.", runtime=True)
+    threads: int | None = option(None, "CPU threads [the fastest, measured].", runtime=True)
+
+    @classmethod
+    def for_model(cls, spec: ModelSpec, **overrides: Any) -> TrainConfig:
+        """The model's defaults, overridden by every option that is not None."""
+        names = {f.name for f in fields(cls)}
+        given = {k: v for k, v in overrides.items() if v is not None and k in names}
+        return cls(**{**asdict(spec.defaults), **given})
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "limit", "image_size", "threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ZooError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.lr <= 0:
+            raise ZooError("--lr must be positive")
+        if self.weight_decay < 0:
+            raise ZooError("--weight-decay must not be negative")
+        if not 0 <= self.label_smoothing < 1:
+            raise ZooError("--label-smoothing must be in [0, 1)")
+        if self.workers is not None and self.workers < 0:
+            raise ZooError("--workers must not be negative")
+        if self.trivial_augment and not self.augment:
+            raise ZooError("--trivial-augment needs --augment")
+        if self.seed < 0:
+            raise ZooError("--seed must not be negative")
+        if self.optimizer not in OPTIMIZERS:
+            raise ZooError(f"unknown optimizer {self.optimizer!r}; choose from {OPTIMIZERS}")
+        if self.schedule not in SCHEDULES:
+            raise ZooError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
+
+    def input_spec(self, spec: ModelSpec) -> InputSpec:
+        """The model's input spec, at `image_size` if one is set."""
+        return replace(spec.input, size=self.image_size) if self.image_size else spec.input
+
+    def resumed(self, saved: dict[str, Any], given: Iterable[str] = ()) -> TrainConfig:
+        """The saved run's settings, with only this config's runtime ones; a ZooError if an
+        option in `given` (those set on purpose) asks for another value of any other. An option
+        the saved run predates counts as its default there."""
+        known = {f.name: f for f in fields(TrainConfig)}
+        saved = {name: value for name, value in saved.items() if name in known}
+        saved = {**{name: f.default for name, f in known.items() if name not in saved}, **saved}
+        changed = [
+            f"--{name.replace('_', '-')} {getattr(self, name)} (the run has {saved[name]})"
+            for name in sorted(set(given) & set(known))
+            if not known[name].metadata["runtime"] and getattr(self, name) != saved[name]
+        ]
+        if changed:
+            raise ZooError(
+                f"--resume continues the run with its own settings, but {', '.join(changed)} "
+                "asks for others; drop them, or start a new run with another --run-name"
+            )
+        runtime = {name: getattr(self, name) for name, f in known.items() if f.metadata["runtime"]}
+        return replace(TrainConfig(**saved), **runtime)
+
+
+def default_run_name(model: str, dataset: str) -> str:
+    """The default run name, `<model>-<dataset>`, safe as a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{model}-{dataset}").strip("-")
+
+
+def options() -> list[Field]:
+    """The fields of `TrainConfig`, in declaration order: one per `zoo train` option."""
+    return list(fields(TrainConfig))
+
+
+def card_rows(settings: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(label, value) of the settings a model card shows, in declaration order; False values
+    (an option left off) are left out, except for augmentation."""
+    return [
+        (f.metadata["card"], settings[f.name])
+        for f in options()
+        if f.metadata["card"]
+        and settings.get(f.name) is not None
+        and (settings[f.name] is not False or f.name == "augment")
+    ]

@@ -1,0 +1,544 @@
+"""`zoo train`: fine-tune a model on a dataset and write its self-describing weights file.
+
+One loop, read top to bottom: the data decoded once into uint8 tensors on the device, or read
+from the on-disk cache a batch ahead; each batch prepared (and augmented) there; or, for a
+frozen backbone without augmentation, the head trained on features computed once. Every epoch
+ends with the test accuracy, a line in metrics.jsonl and an atomic checkpoint, from which
+`--resume` continues to the same final weights. Under torchrun each process trains on its
+shard and rank 0 evaluates and writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from zoo.data.augment import augment, photo_augment
+from zoo.data.preprocess import prepare
+from zoo.data.sources import load_dataset
+from zoo.data.splits import ImageSplits, hold_out
+from zoo.data.stream import batches, resident
+from zoo.errors import ZooError
+from zoo.registry import Registry
+from zoo.specs import DatasetSpec, InputSpec, ModelSpec
+from zoo.training import distributed, runlog
+from zoo.training.checkpoint import (
+    FILENAME,
+    frozen_checksum,
+    load_checkpoint,
+    load_trained,
+    read_state_dict,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    trained_state,
+)
+from zoo.training.config import TrainConfig
+from zoo.training.features import backbone_features, trains_only
+from zoo.training.finetune import head_module
+from zoo.training.optim import make_optimizer, make_schedule
+from zoo.trust import analysis, posthoc
+from zoo.trust.metrics import (
+    confusion_matrix,
+    image_batches,
+    per_class_accuracy,
+    predicted_labels,
+)
+from zoo.util import threads
+from zoo.weights import load_fitting, save
+
+MIN_STEPS = 20  # a default batch size leaves at least this many steps an epoch
+FEW_STEPS = 4  # a chosen one that leaves fewer gets a warning
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the weights file (None in processes other than rank 0)."""
+
+    path: Path | None
+    accuracy: float
+    seconds: float
+    run_dir: Path | None = None
+
+
+def train(
+    registry: Registry,
+    spec: ModelSpec,
+    config: TrainConfig,
+    out: Path,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    given: Iterable[str] = (),
+) -> TrainResult:
+    """Fine-tune `spec`'s model as `config` says; write the weights to `out`.
+
+    With `run_dir`, write metrics, plots and a checkpoint there every epoch; `resume` continues
+    from that checkpoint (with its settings, which the options named in `given` must not
+    change). A new run touches `run_dir` only when it writes its first checkpoint, so a run
+    that fails before leaves an earlier one as it was. Ctrl-C saves the checkpoint, then
+    raises KeyboardInterrupt. A batch size that is the model's default, and not in `given`,
+    is capped for small datasets (`fit_batch_size`).
+    """
+    started = time.perf_counter()
+    ctx = distributed.setup(config.device)
+    try:
+        if ctx.is_main:
+            _check_writable(out.parent)
+            if run_dir is not None:
+                _check_writable(run_dir)
+        run = _Run(registry, spec, config, ctx, run_dir, resume, frozenset(given), progress)
+        accuracy = run.train_epochs(progress and ctx.is_main)
+        path = run.finish(out) if ctx.is_main else None
+        ctx.barrier()  # the processes leave together, so gloo's connections close cleanly
+    finally:
+        ctx.close()
+    return TrainResult(path, accuracy, time.perf_counter() - started, run_dir)
+
+
+def freeze_frozen_norms(model: nn.Module) -> None:
+    """Keep the running statistics of frozen batch-norm layers fixed (eval mode)."""
+    for module in model.modules():
+        if isinstance(module, _BatchNorm) and not any(p.requires_grad for p in module.parameters()):
+            module.eval()
+
+
+class _Run:
+    """One training run: its data, model, optimizer and schedule, and where it stands."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        spec: ModelSpec,
+        config: TrainConfig,
+        ctx: distributed.Context,
+        run_dir: Path | None,
+        resume: bool,
+        given: frozenset[str],
+        progress: bool = False,
+    ) -> None:
+        if resume and run_dir is None:
+            raise ZooError("--resume needs a run folder")
+        saved = load_checkpoint(run_dir / FILENAME, spec.name) if resume else None
+        config = config.resumed(saved["config"], given) if saved else config
+        self.spec, self.ctx, self.run_dir = spec, ctx, run_dir
+        self.fresh = run_dir is not None and not resume  # an earlier run's files stay till then
+        self.input = config.input_spec(spec)
+        self.dataset, data = _load_data(registry, config, self.input.size, ctx, progress)
+        if config.trivial_augment and not data.photos:
+            raise ZooError(f"--trivial-augment is for photo datasets, not {config.dataset}")
+        self.data, *self.held_out = hold_out(data)  # for the temperature and unknown detector
+        self.config = config
+
+        torch.manual_seed(config.seed)
+        self.model = _build(registry, spec, config, len(self.data.classes))
+        groups = registry.finetune(spec, self.model, config.strategy)
+        self.model.to(ctx.device, memory_format=torch.channels_last)
+        if saved:  # before any features are computed from it
+            load_trained(self.model, saved, run_dir / FILENAME)
+        self.frozen = frozen_checksum(self.model)
+        if config.image_size:
+            _check_input(self.model, spec.name, self.input, ctx.device)
+        self.module, self.train_x, self.test_x = self._inputs(head_module(self.model, spec))
+        self.train_y = self.data.train_labels.to(ctx.device)
+        self.threads = threads.use(config.threads, self.module, self._example(), train=True)
+
+        shard = len(ctx.shard(self.train_y))
+        if not saved:
+            chosen = "batch_size" in given or config.batch_size != spec.defaults.batch_size
+            self.config = config = fit_batch_size(config, shard, chosen)
+        self.optimizer = make_optimizer(config, groups)
+        self.steps = math.ceil(shard / config.batch_size)
+        self.schedule = make_schedule(config, self.optimizer, self.steps * config.epochs)
+        self.epoch, self.step, self.seconds = 1, 0, 0.0
+        self.tally = torch.zeros(3, device=ctx.device)  # loss sum, correct, images
+        self.history: list[dict[str, Any]] = []
+        self.predictions: torch.Tensor | None = None
+        if saved:
+            self._restore(saved)
+        self.step_module = ctx.wrap(self.module)
+        if config.compile:
+            self.step_module = torch.compile(self.step_module)
+
+    def _inputs(self, head: nn.Module) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+        """The module to train and its train and test inputs: the model on uint8 images, or
+        its head on cached features when only the head trains and nothing is random."""
+        device, amp = self.ctx.device, self.config.amp
+        if not self.config.augment and trains_only(self.model, head):
+            train = backbone_features(
+                self.model, head, image_batches(self.data.train_images, self.input, device), amp
+            )
+            if train is not None:
+                test_batches = image_batches(self.data.test_images, self.input, device)
+                return head, train, backbone_features(self.model, head, test_batches, amp)
+        return (
+            self.model,
+            resident(self.data.train_images, device),
+            resident(self.data.test_images, device),
+        )
+
+    def _example(self) -> torch.Tensor:
+        """A batch as the module trains on it, to time the thread counts on."""
+        x = self.train_x[: self.config.batch_size]
+        x = x if isinstance(x, torch.Tensor) else x.read()  # mapped images
+        return x if self.on_features else prepare(x.to(self.ctx.device), self.input)
+
+    @property
+    def on_features(self) -> bool:
+        """Whether the head trains on the frozen backbone's cached features."""
+        return self.module is not self.model
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.schedule.load_state_dict(saved["schedule"])
+        self.epoch, self.step, self.seconds = saved["epoch"], saved["step"], saved["seconds"]
+        self.history = saved["history"]
+        if self.ctx.is_main:  # the saved tally is already the sum over all processes
+            self.tally = saved["tally"].to(self.ctx.device)
+        set_rng_state(saved["rng"])
+
+    def train_epochs(self, progress: bool) -> float:
+        """Train to the last epoch; return the final test accuracy (on rank 0)."""
+        config = self.config
+        done = (self.epoch - 1) * self.steps + self.step
+        bar = _Progress(config.epochs * self.steps, done, enabled=progress)
+        with bar, _StopOnInterrupt() as stop:
+            while self.epoch <= config.epochs:
+                order = self.ctx.shard(
+                    torch.randperm(len(self.train_y), generator=_generator(config.seed, self.epoch))
+                )
+                self.module.train()
+                if not self.on_features:
+                    freeze_frozen_norms(self.model)
+                began = time.perf_counter()
+                steps = batches(self.train_x, order, config.batch_size, self.ctx.device, self.step)
+                for step, (index, x) in enumerate(steps, self.step):
+                    self._train_step(x, self.train_y[index], step)
+                    bar.advance(f"epoch {self.epoch}/{config.epochs}")
+                    if self.ctx.any(stop.requested):
+                        self.seconds += time.perf_counter() - began
+                        self._interrupted(step + 1)
+                self.seconds += time.perf_counter() - began
+                self._end_epoch(bar)
+        if self.predictions is None and self.ctx.is_main:  # resumed a finished run
+            self.predictions = self._predict()
+        return self.history[-1]["accuracy"] if self.history else 0.0
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
+        config = self.config
+        if not self.on_features:
+            x = self._model_input(x, step)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=config.amp):
+            logits = self.step_module(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
+        self.tally[0] += loss.detach().float() * len(y)
+        self.tally[1] += (logits.detach().argmax(1) == y).sum()
+        self.tally[2] += len(y)
+
+    def _model_input(self, images: torch.Tensor, step: int) -> torch.Tensor:
+        """A batch of uint8 images as the model's input, augmented where asked: photos by
+        random-resized crops, other images by padded crops."""
+        config, flip = self.config, self.dataset.flip
+        if not config.augment:
+            return prepare(images, self.input)
+        generator = _generator(config.seed, self.epoch, step, self.ctx.rank)
+        if self.data.photos:
+            crops = photo_augment(images, self.input.size, generator, flip, config.trivial_augment)
+            return prepare(crops, self.input)
+        return augment(prepare(images, self.input), generator, flip=flip)
+
+    def _end_epoch(self, bar: _Progress) -> None:
+        loss_sum, correct, seen = self.ctx.sum(self.tally).tolist()
+        epoch, self.epoch, self.step = self.epoch, self.epoch + 1, 0
+        self.tally.zero_()
+        if not self.ctx.is_main:
+            self.seconds = 0.0
+            return
+        self.predictions = self._predict()
+        accuracy = (self.predictions == self.data.test_labels).float().mean().item()
+        self.history.append(
+            {
+                "epoch": epoch,
+                "loss": loss_sum / seen,
+                "train_accuracy": correct / seen,
+                "accuracy": accuracy,
+                "lr": self.schedule.get_last_lr()[0],
+                "images_per_s": seen / self.seconds if self.seconds else None,
+                "seconds": self.seconds,
+                "threads": self.threads,
+            }
+        )
+        self.seconds = 0.0
+        bar.advance(
+            f"epoch {epoch}/{self.config.epochs} loss {loss_sum / seen:.3f} "
+            f"test accuracy {accuracy:.2%}",
+            steps=0,
+        )
+        if self.run_dir is not None:
+            self._save_checkpoint(torch.zeros(3))
+            runlog.write_metrics(self.run_dir, self.history)
+
+    def _predict(self) -> torch.Tensor:
+        if self.on_features:
+            batches = self.test_x.split(1024)
+        else:
+            batches = image_batches(self.test_x, self.input, self.ctx.device)
+        return predicted_labels(self.module, batches, self.config.amp)
+
+    def _interrupted(self, step: int) -> None:
+        """Save where the run stands (mid-epoch) and stop."""
+        tally = self.ctx.sum(self.tally)
+        if self.run_dir is None:
+            raise KeyboardInterrupt("nothing saved (no run folder)")
+        if self.ctx.is_main:
+            self.step = step
+            path = self._save_checkpoint(tally.cpu())
+            raise KeyboardInterrupt(f"saved {path}; add --resume to continue")
+        raise KeyboardInterrupt
+
+    def _save_checkpoint(self, tally: torch.Tensor) -> Path:
+        assert self.run_dir is not None
+        state = {
+            "model": self.spec.name,
+            "config": asdict(self.config),
+            "epoch": self.epoch,
+            "step": self.step,
+            "seconds": self.seconds,
+            "tally": tally,
+            "history": self.history,
+            "state_dict": trained_state(self.model),  # the frozen rest is rebuilt on resume
+            "frozen": self.frozen,
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "rng": rng_state(),
+        }
+        if not self.fresh:
+            return save_checkpoint(self.run_dir / FILENAME, state)
+        missing = [p for p in (self.run_dir, *self.run_dir.parents) if not p.exists()]
+        try:
+            path = save_checkpoint(self.run_dir / FILENAME, state)
+        except BaseException:
+            for folder in missing:  # no empty run folder left behind
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+            raise
+        for name in (runlog.METRICS, runlog.CURVES, runlog.CONFUSION, *analysis.FIGURES):
+            (self.run_dir / name).unlink(missing_ok=True)
+        self.fresh = False
+        return path
+
+    def finish(self, out: Path) -> Path:
+        """Write the plots and the weights file; return its path."""
+        assert self.predictions is not None
+        data, config = self.data, self.config
+        labels = data.test_labels
+        accuracy = (self.predictions == labels).float().mean().item()
+        confusion = confusion_matrix(labels, self.predictions, len(data.classes))
+        title = f"{self.spec.name} on {config.dataset}"
+        if self.run_dir is not None and self.history:
+            runlog.plot_curves(self.run_dir, self.history, title)
+            runlog.plot_confusion(
+                self.run_dir, confusion, data.classes, f"{title}: test accuracy {accuracy:.2%}"
+            )
+        per_class = dict(zip(data.classes, per_class_accuracy(confusion), strict=True))
+        fitted = posthoc.fit_posthoc(
+            self.model,
+            self.spec,
+            self.input,
+            data,
+            self.held_out,
+            self.ctx.device,
+            self.run_dir if self.history else None,
+            title,
+            (self.train_x, self.test_x) if self.on_features else None,
+        )
+        meta = {
+            "model": self.spec.name,
+            "plugin": self.spec.plugin,
+            "classes": data.classes,
+            "input": self.input.to_dict(),
+            "source_size": min(data.train_images.shape[-2:]),  # the stored images' resolution
+            "dataset": config.dataset,
+            "metrics": {
+                "test_accuracy": accuracy,
+                "test_images": len(labels),
+                "train_images": len(data.train_labels),
+                "held_out_images": len(self.held_out[1]),
+                "per_class_accuracy": per_class,
+            },
+            "settings": asdict(config),
+            **fitted.meta,
+        }
+        return save(out, self.model, meta, fitted.tensors)
+
+
+def _check_writable(folder: Path) -> None:
+    """A one-line error now, rather than after training, if `folder` could not be made or
+    take files. Creates nothing: a failed command leaves no empty folder behind."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ZooError(f"cannot write to {folder} ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ZooError(f"cannot write to {folder} ({existing}: permission denied)")
+
+
+def fit_batch_size(config: TrainConfig, images: int, chosen: bool) -> TrainConfig:
+    """`config` with a default batch size capped at 1/`MIN_STEPS` of the `images` one process
+    trains on, so that small sets still take `MIN_STEPS` steps an epoch (with a warning); a
+    chosen one is kept, with a warning if it leaves fewer than `FEW_STEPS`."""
+    steps = math.ceil(images / config.batch_size)
+    if steps >= MIN_STEPS or (chosen and steps >= FEW_STEPS):
+        return config
+    if chosen:
+        warnings.warn(
+            f"--batch-size {config.batch_size} leaves {steps} step{'s' * (steps > 1)} an epoch "
+            f"over {images} training images",
+            stacklevel=3,
+        )
+        return config
+    size = max(1, images // MIN_STEPS)
+    warnings.warn(
+        f"batch size {size}, not the model's {config.batch_size}: {images} training images "
+        f"would make {steps} step{'s' * (steps > 1)} an epoch (--batch-size sets it)",
+        stacklevel=3,
+    )
+    return replace(config, batch_size=size)
+
+
+def _load_data(
+    registry: Registry, config: TrainConfig, size: int, ctx: distributed.Context, progress: bool
+) -> tuple[DatasetSpec, ImageSplits]:
+    """The dataset, decoded (rank 0 first, so that only it downloads and fills the cache, which
+    the others then map) and limited."""
+    if not ctx.is_main:
+        ctx.barrier()
+    dataset, data = load_dataset(
+        registry,
+        config.dataset,
+        size,
+        config.data_dir,
+        config.download,
+        config.workers,
+        augment=config.augment,
+        progress=progress and ctx.is_main,
+    )
+    if ctx.is_main:
+        ctx.barrier()
+    return dataset, data.limit(config.limit) if config.limit else data
+
+
+def _build(registry: Registry, spec: ModelSpec, config: TrainConfig, classes: int) -> nn.Module:
+    """The model, from pretrained weights or `init_from` where asked (all of its tensors that
+    fit: a head for other classes starts anew)."""
+    model = registry.build(spec, num_classes=classes, pretrained=config.pretrained)
+    if config.init_from:
+        fresh = load_fitting(model, read_state_dict(config.init_from), spec.head, config.init_from)
+        if fresh:
+            warnings.warn(
+                f"--init-from {config.init_from}: skipped {', '.join(fresh)} (the head for "
+                f"{classes} classes starts anew)",
+                stacklevel=3,
+            )
+    elif config.strategy == "head" and not config.pretrained and spec.pretrained:
+        warnings.warn(
+            f"training only the head of {spec.name} on a random backbone; add --pretrained",
+            stacklevel=3,
+        )
+    return model
+
+
+def _check_input(model: nn.Module, name: str, spec: InputSpec, device: torch.device) -> None:
+    """A one-line error if `model` cannot take `spec`'s input size (as --image-size asks)."""
+    x = torch.zeros(2, spec.channels, spec.size, spec.size, device=device)
+    try:
+        with torch.no_grad():
+            model.eval()(x.contiguous(memory_format=torch.channels_last))
+    except RuntimeError as error:
+        cause = str(error).splitlines()[0]
+        raise ZooError(f"{name} cannot take {spec.size}x{spec.size} input ({cause})") from None
+
+
+def _generator(*keys: int) -> torch.Generator:
+    """A CPU generator seeded from `keys` (seed, epoch, ...): the same in every process."""
+    digest = hashlib.blake2b(repr(keys).encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little"))
+
+
+class _StopOnInterrupt:
+    """Turns the first Ctrl-C into a request to stop at the next step; a second one stops at
+    once. Only in the main thread, where Python delivers signals."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = None
+
+    def __enter__(self) -> _StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+class _Progress:
+    """A rich progress bar over all steps of a run (a no-op when disabled)."""
+
+    def __init__(self, total: int, completed: int, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                transient=False,
+            )
+            self.task = self.bar.add_task("training", total=total, completed=completed)
+
+    def __enter__(self) -> _Progress:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def advance(self, description: str, steps: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=steps, description=description)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
