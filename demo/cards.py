@@ -92,7 +92,7 @@ def _caption(path: Path) -> str:
 
 def _model_rows(registry: Registry, meta: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [("architecture", meta["model"]), ("plugin", meta.get("plugin", "?"))]
-    if meta["model"] in registry.models:
+    if registry.provides(meta["model"]):
         spec = registry.model(meta["model"])
         model = registry.build(spec, num_classes=len(meta["classes"]))
         rows += [("what it is", spec.summary), ("parameters", f"{parameter_count(model):,}")]

@@ -57,7 +57,5 @@ def zoo_models() -> list[zoo.ModelSpec]:
 
 
 @zoo.hookimpl
-def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Module | None:
-    if spec.name != "cifar-cnn":
-        return None
+def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Module:
     return network()(num_classes)

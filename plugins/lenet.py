@@ -65,7 +65,5 @@ def zoo_models() -> list[zoo.ModelSpec]:
 
 
 @zoo.hookimpl
-def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Module | None:
-    if spec.name != "lenet":
-        return None
+def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Module:
     return network()(num_classes)

@@ -31,9 +31,7 @@ def zoo_models() -> list[zoo.ModelSpec]:
 
 
 @zoo.hookimpl
-def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Module | None:
-    if spec.name != "resnet18":
-        return None
+def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Module:
     from torch import nn
     from torchvision.models import ResNet18_Weights, resnet18
 

@@ -70,9 +70,7 @@ def zoo_models() -> list[zoo.ModelSpec]:
 
 
 @zoo.hookimpl
-def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Module | None:
-    if not spec.name.startswith("timm/"):
-        return None
+def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Module:
     import timm
 
     arch = spec.name.removeprefix("timm/")

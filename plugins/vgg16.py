@@ -36,9 +36,7 @@ def zoo_models() -> list[zoo.ModelSpec]:
 
 
 @zoo.hookimpl
-def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Module | None:
-    if spec.name != "vgg16":
-        return None
+def zoo_build(spec: zoo.ModelSpec, num_classes: int, pretrained: bool) -> nn.Module:
     from torch import nn
     from torchvision.models import VGG16_Weights, vgg16
 

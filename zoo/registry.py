@@ -14,10 +14,19 @@ from typing import Any
 
 import pluggy
 
-from zoo.discovery import PluginInfo, PluginWarning, load_plugins, plugin_dirs
+from zoo.discovery import (
+    CORE_PLUGINS,
+    PluginInfo,
+    PluginWarning,
+    allow_list,
+    load_plugins,
+    plugin_dirs,
+)
 from zoo.errors import ZooError
 from zoo.specs import DatasetSpec, ModelSpec
 from zoo.util.paths import expand
+
+BY_NAME = ("zoo_build", "zoo_finetune")  # the hooks a plugin answers for its own models only
 
 
 class Registry:
@@ -30,6 +39,29 @@ class Registry:
         self.datasets: dict[str, DatasetSpec] = self._collect(
             "zoo_datasets", DatasetSpec, "datasets"
         )
+        self.aliases: dict[str, str] = self._aliases()
+        # Which models each plugin that implements zoo_models declared: its zoo_build and
+        # zoo_finetune are asked about those alone (see `call_first`).
+        declaring = {impl.plugin_name for impl in pm.hook.zoo_models.get_hookimpls()}
+        self.declared = {p.name: set(p.models) for p in plugins if p.name in declaring}
+
+    def _aliases(self) -> dict[str, str]:
+        """Each model's former names, unless a model now has that name (which then wins)."""
+        aliases: dict[str, str] = {}
+        for spec in self.models.values():
+            for alias in spec.aliases:
+                taken = self.models.get(alias) or self.models.get(aliases.get(alias, ""))
+                if taken is not None:
+                    warnings.warn(
+                        f"alias {alias!r} of {spec.name!r} (plugin {spec.plugin}) is ignored: it "
+                        f"already names {taken.name!r} (plugin {taken.plugin}); drop it from "
+                        "ModelSpec.aliases",
+                        PluginWarning,
+                        2,
+                    )
+                    continue
+                aliases[alias] = spec.name
+        return aliases
 
     def _collect(self, hook: str, kind: type, field: str) -> dict[str, Any]:
         """Call a list-returning hook plugin by plugin, keeping each failure to its plugin."""
@@ -69,10 +101,15 @@ class Registry:
         return _did_you_mean(pattern.strip("*?[]"), self.models)
 
     def model(self, name: str) -> ModelSpec:
-        """The model called `name`; a ZooError with the close matches if there is none."""
-        if name in self.models:
-            return self.models[name]
+        """The model called `name` (or once called so: an alias); a ZooError with the close
+        matches if there is none."""
+        if self.provides(name):
+            return self.models[self.aliases.get(name, name)]
         raise ZooError(f"unknown model {name!r}{_did_you_mean(name, self.models)}")
+
+    def provides(self, name: str) -> bool:
+        """Whether a plugin provides the model `name` (or an alias of it)."""
+        return name in self.models or name in self.aliases
 
     def dataset(self, name: str) -> tuple[DatasetSpec, Path | None]:
         """The dataset for `NAME` or `NAME:PATH`, with its path."""
@@ -89,33 +126,53 @@ class Registry:
         """Build `spec`'s model through `zoo_build`."""
         if pretrained and not spec.pretrained:
             raise ZooError(f"model {spec.name!r} has no pretrained weights")
-        model = self.call_first("zoo_build", spec, num_classes=num_classes, pretrained=pretrained)
+        model, builder = self.first_answer(
+            "zoo_build", spec, num_classes=num_classes, pretrained=pretrained
+        )
         if model is None:
             raise ZooError(f"no plugin builds model {spec.name!r} (from {spec.plugin})")
+        _check_modules(spec, model, builder)
         return model
 
     def finetune(self, spec: ModelSpec, model, strategy: str) -> list[dict]:
         """Prepare `model` for `strategy` through `zoo_finetune`; return the param groups."""
         groups = self.call_first("zoo_finetune", spec, model=model, strategy=strategy)
         if groups is None:
-            raise ZooError(f"model {spec.name!r} has no fine-tune strategy {strategy!r}")
+            raise ZooError(
+                f"model {spec.name!r} has no fine-tune strategy {strategy!r}; it declares "
+                f"{', '.join(spec.strategies)}"
+            )
         return groups
 
     def call_first(self, hook: str, spec: ModelSpec, **kwargs: Any) -> Any:
-        """Call a firstresult hook for `spec`, later plugins first.
+        """The first answer of a firstresult hook for `spec` (see `first_answer`), or None."""
+        return self.first_answer(hook, spec, **kwargs)[0]
 
+    def first_answer(self, hook: str, spec: ModelSpec, **kwargs: Any) -> tuple[Any, str | None]:
+        """Call a firstresult hook for `spec`, later plugins first; the first result that is
+        not None and the plugin that gave it, or (None, None).
+
+        `zoo_build` and `zoo_finetune` are dispatched by name: a plugin that declares models
+        is asked about the ones it declared, and no other; one that declares none (an
+        override, such as the core's default fine-tune) is asked about every model.
         A result of the wrong type counts as a failure. A failure in the plugin that owns
         `spec` is the user's error; one in any other plugin is that plugin's bug, so it is
         warned about and skipped.
         """
         kwargs["spec"] = spec
         for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+            declared = self.declared.get(impl.plugin_name)
+            if hook in BY_NAME and declared is not None and spec.name not in declared:
+                continue
             try:
                 result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
                 if result is not None:
                     _check_result(hook, result, kwargs)
-            except ZooError:
-                raise
+            except ZooError as error:
+                if impl.plugin_name in (spec.plugin, *CORE_PLUGINS):
+                    raise
+                where = f"plugin {impl.plugin_name} in {hook} for {spec.name!r}"
+                raise ZooError(f"{where}: {error}") from error
             except Exception as error:
                 message = f"plugin {impl.plugin_name} failed in {hook} for {spec.name!r}: {error}"
                 if impl.plugin_name == spec.plugin:
@@ -123,8 +180,8 @@ class Registry:
                 warnings.warn(message, PluginWarning, 2)
                 continue
             if result is not None:
-                return result
-        return None
+                return result, impl.plugin_name
+        return None, None
 
 
 def _check_result(hook: str, result: Any, kwargs: dict[str, Any]) -> None:
@@ -148,6 +205,24 @@ def _check_result(hook: str, result: Any, kwargs: dict[str, Any]) -> None:
         raise TypeError(f"returned {_kind(result)}, not the path it wrote")
 
 
+def _check_modules(spec: ModelSpec, model: Any, builder: str | None) -> None:
+    """A ZooError naming the fix if `spec.head` or `spec.cam_layer` names no module of
+    `model`, which plugin `builder` built (the head strategy, --init-from and Grad-CAM would
+    fail on it, or quietly not run)."""
+    names = [name for name, _ in model.named_modules() if name]
+    for field, name in (("head", spec.head), ("cam_layer", spec.cam_layer)):
+        if name is None or name in names:
+            continue
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        top = [n for n in names if "." not in n][:8]
+        hint = f"did you mean {', '.join(map(repr, close))}?" if close else ", ".join(top)
+        by = f"plugin {builder}'s " if builder != spec.plugin else ""
+        raise ZooError(
+            f"plugin {spec.plugin}: ModelSpec {field}={name!r} (in zoo_models) names no module "
+            f"of the model {by}zoo_build gives for {spec.name!r}; name one of its modules: {hint}"
+        )
+
+
 def _as_list(params: Any) -> list[Any]:
     return [params] if hasattr(params, "grad") else list(params)
 
@@ -163,10 +238,12 @@ def _did_you_mean(name: str, known: Iterable[str]) -> str:
 
 
 @cache
-def _load(dirs: tuple[Path, ...]) -> Registry:
-    return Registry(*load_plugins(dirs))
+def _load(dirs: tuple[Path, ...], allow: frozenset[str] | None) -> Registry:
+    return Registry(*load_plugins(dirs, allow))
 
 
-def get_registry(extra_dirs: Iterable[Path] = ()) -> Registry:
-    """The registry for the built-ins, installed plugins and the plugin folders (cached)."""
-    return _load(tuple(plugin_dirs(extra_dirs)))
+def get_registry(extra_dirs: Iterable[Path] = (), plugins: str | None = None) -> Registry:
+    """The registry for the built-ins, installed plugins and the plugin folders (cached); of
+    the installed plugins and files, only those the allow-list names (`plugins`, a
+    comma-separated list, else $ZOO_LOAD_PLUGINS) when one is set."""
+    return _load(tuple(plugin_dirs(extra_dirs)), allow_list(plugins))

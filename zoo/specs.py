@@ -72,7 +72,11 @@ class TrainDefaults:
     schedule: str = option("onecycle", "onecycle, cosine or none.", card="schedule")
     weight_decay: float = option(0.0, "Decoupled for adamw.", card="weight decay")
     label_smoothing: float = option(0.0, "Of the cross-entropy.", card="label smoothing")
-    strategy: str = option("full", "full or head.", card="layers trained")
+    strategy: str = option(
+        "full",
+        "full, head, or another the model's plugin adds (zoo info NAME lists them).",
+        card="layers trained",
+    )
 
 
 @dataclass(frozen=True)
@@ -83,8 +87,10 @@ class ModelSpec:
     `head` fine-tune strategy trains it alone. `pretrained` says whether ImageNet (or other)
     weights exist for `zoo_build(..., pretrained=True)`. `listed` models show in a plain
     `zoo list`; the others only when a pattern selects them. `cam_layer` is the dotted name of
-    the module whose output Grad-CAM weighs (default: found automatically). `plugin` is filled
-    in by the registry.
+    the module whose output Grad-CAM weighs (default: found automatically). `aliases` are
+    former names: a weights file that names one loads as this model. `strategies` are the
+    fine-tune strategies it takes (a plugin's `zoo_finetune` adds any beyond `full` and
+    `head`). `plugin` is filled in by the registry.
     """
 
     name: str
@@ -95,11 +101,18 @@ class ModelSpec:
     pretrained: bool = False
     listed: bool = True
     cam_layer: str | None = None
+    aliases: tuple[str, ...] = ()
+    strategies: tuple[str, ...] = ("full", "head")
     plugin: str = ""
 
     def __post_init__(self) -> None:
-        if not NAME_PATTERN.fullmatch(self.name):
-            raise ValueError(f"invalid model name {self.name!r}: use [a-z0-9][a-z0-9._/-]*")
+        for field_name in ("aliases", "strategies"):
+            if isinstance(getattr(self, field_name), str):
+                raise ValueError(f"{field_name} is a list of names, not the string")
+            object.__setattr__(self, field_name, tuple(getattr(self, field_name)))
+        for name in (self.name, *self.aliases):
+            if not NAME_PATTERN.fullmatch(name):
+                raise ValueError(f"invalid model name {name!r}: use [a-z0-9][a-z0-9._/-]*")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,13 +122,14 @@ class ModelSpec:
 class DatasetSpec:
     """A dataset zoo can train on.
 
-    `load(root, download, size=..., workers=...)` returns a `zoo.data.sources.ImageSplits` of uint8
-    images. `root` is the data folder (`--data-dir`); a dataset whose `takes_path` is true is
-    named `NAME:PATH` on the command line and gets PATH as `root` instead. `size` (the model's
-    input size), `workers`, `cache_root` (the on-disk cache's folder), `augment` (whether
-    random crops follow) and `progress` are hints for loaders that decode files of varying
-    sizes; others ignore them. `flip` says whether a mirrored image keeps its label (not so for
-    digits), so `--augment` may flip it.
+    `load(root, download, ...)` returns a `zoo.ImageSplits` of uint8 images (N, C, H, W) and
+    int64 labels. `root` is the data folder (`--data-dir`); a dataset whose `takes_path` is true
+    is named `NAME:PATH` on the command line and gets PATH as `root` instead; `download` is
+    `--download`. The loader may also take any of these keywords, each passed only if its
+    signature names it (or has `**kwargs`): `size` (the model's input size), `workers`,
+    `cache_root` (the on-disk cache's folder), `augment` (whether random crops follow) and
+    `progress`, hints for loaders that decode files of varying sizes. `flip` says whether a
+    mirrored image keeps its label (not so for digits), so `--augment` may flip it.
     """
 
     name: str

@@ -18,11 +18,12 @@ app = typer.Typer(
 _plugin_dirs: list[Path] = []
 
 
-def registry():
-    """The registry of every plugin found, with the folders of `--plugins-dir`."""
+def registry(plugins: str | None = None):
+    """The registry of every plugin found, with the folders of `--plugins-dir`; of the
+    installed plugins and files, only those `plugins` names (else $ZOO_LOAD_PLUGINS) if set."""
     from zoo.registry import get_registry
 
-    return get_registry(_plugin_dirs)
+    return get_registry(_plugin_dirs, plugins)
 
 
 @app.callback()

@@ -71,6 +71,9 @@ def info(
     i = spec.input
     out.print(f"[bold]{spec.name}[/]: {spec.summary}")
     out.print(f"plugin {spec.plugin}; head {spec.head}; pretrained weights: {spec.pretrained}")
+    out.print(f"fine-tune strategies: {', '.join(spec.strategies)}")
+    if spec.aliases:
+        out.print(f"also loads weights files of: {', '.join(spec.aliases)}")
     out.print(f"input {i.channels}x{i.size}x{i.size}, mean {i.mean}, std {i.std}")
     out.print("\nmodule tree:")
     print(model)
@@ -85,7 +88,8 @@ def info(
 
 @app.command()
 def plugins(as_json: JsonFlag = False) -> None:
-    """List the plugins, what each provides, and the errors of those that failed."""
+    """List the plugins: what each provides, its distribution, version and hooks, and the
+    errors of those that failed."""
     infos = registry().plugins
     if as_json:
         print(json.dumps([vars(p) for p in infos], indent=2))
@@ -96,5 +100,11 @@ def plugins(as_json: JsonFlag = False) -> None:
         out.print(
             f"[bold]{escape(p.name)}[/] ({p.source}) {escape('; '.join(filter(None, provides)))}"
         )
+        origin = [f"{p.distribution} {p.version}"] if p.distribution else []
+        details = "; ".join(origin + ([f"hooks {', '.join(p.hooks)}"] if p.hooks else []))
+        if details:
+            out.print(f"  {escape(details)}")
+        if p.skipped:
+            out.print(f"  skipped: {escape(p.skipped)}")
         if p.error:
             out.print(f"  [red]error:[/] {escape(p.error)}")

@@ -27,6 +27,14 @@ def demo(
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads [the fastest for the first model].")
     ] = None,
+    plugins: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME,...",
+            help="Load only these installed plugins and plugin files (the core and built-ins "
+            "always load) [$ZOO_LOAD_PLUGINS, else all].",
+        ),
+    ] = None,
 ) -> None:
     """Serve the Gradio demo for the trained weights."""
     from zoo.demo.app import launch
@@ -36,7 +44,7 @@ def demo(
 
         fix(threads)
 
-    launch(registry(), weights_dir, host=host, port=port, share=share)
+    launch(registry(plugins), weights_dir, host=host, port=port, share=share)
 
 
 @app.command("export")
@@ -77,7 +85,7 @@ def export_model(
         spec = reg.model(weights)
         classifier = Classifier.imagenet(reg, spec.name, imagenet_weights(spec.name))
         source = Path("weights") / f"{default_run_name(spec.name, 'imagenet')}.safetensors"
-    elif not Path(weights).exists() and weights in reg.models:
+    elif not Path(weights).exists() and reg.provides(weights):
         raise ZooError(f"{weights!r} is a model, not a weights file; add --pretrained for ImageNet")
     else:
         classifier = Classifier.load(reg, weights)

@@ -69,8 +69,11 @@ def load_dataset(
     prepared first (in `workers` processes, with a progress bar if `progress`) where missing,
     at a larger size if `augment` will crop them.
     """
+    from zoo.data.contract import call_loader
+
     spec, path = registry.dataset(name)
-    data = spec.load(
+    data = call_loader(
+        spec,
         root=path or data_dir(root),
         download=download,
         size=size,

@@ -10,17 +10,20 @@ registers this module at every start, so torch is imported only by the functions
 from __future__ import annotations
 
 import contextlib
+import glob
 import importlib
 import io
 import json
 import logging
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from zoo.discovery import PluginWarning
 from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
 from zoo.specs import InputSpec, ModelSpec
@@ -59,11 +62,36 @@ def export(registry: Registry, classifier: Classifier, fmt: str, path: Path) -> 
     model = classifier.model.eval().to("cpu", memory_format=torch.contiguous_format)
     # The unknown-input detector's tensors stay in zoo's weights file; exports carry the rest.
     meta = {k: v for k, v in classifier.meta.items() if k != unknown.KEY}
-    written = registry.call_first("zoo_export", spec, model=model, fmt=fmt, path=path, meta=meta)
+    started = time.time()
+    written, plugin = registry.first_answer(
+        "zoo_export", spec, model=model, fmt=fmt, path=path, meta=meta
+    )
     if written is None:
         known = ", ".join(FORMATS)
         raise ZooError(f"unknown export format {fmt!r}; the core writes {known} (plugins add more)")
-    return Path(written)
+    return _written(Path(written), f"plugin {plugin}'s zoo_export for {fmt!r}", started)
+
+
+def _written(path: Path, exporter: str, started: float) -> Path:
+    """The file an exporter wrote: `path`, the one it returned; or, with a warning, the only
+    file beside it whose name extends it, written since `started` (`np.savez`, for one, adds
+    `.npz`); else a ZooError."""
+    if path.is_file():
+        return path
+    near = [
+        p
+        for p in path.parent.glob(f"{glob.escape(path.name)}?*")
+        if p.is_file() and p.stat().st_mtime >= started - 1
+    ]
+    if len(near) == 1:
+        warnings.warn(
+            f"{exporter} returned {path}, but wrote {near[0]}; return the path the library "
+            "writes (np.savez, for one, adds .npz)",
+            PluginWarning,
+            stacklevel=3,
+        )
+        return near[0]
+    raise ZooError(f"{exporter} returned {path}, which it did not write; return the path written")
 
 
 def default_path(source: Path, fmt: str) -> Path:

@@ -50,7 +50,7 @@ class Classifier:
     def load(cls, registry: Registry, path: str | Path) -> Classifier:
         """Build the model a weights file names and load its state, or raise a ZooError."""
         state, meta = weights.read(path)
-        if meta["model"] not in registry.models:
+        if not registry.provides(meta["model"]):
             raise ZooError(
                 f"{path} needs model {meta['model']!r} (plugin {meta.get('plugin', '?')}), "
                 "which no installed plugin provides"

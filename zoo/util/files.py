@@ -2,24 +2,43 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from zoo.errors import ZooError
+
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
-    """Call `write(tmp)` with a temporary path beside `path`, then rename it into place."""
+    """Call `write(tmp)` with a temporary path beside `path`, then rename it into place.
+
+    A ZooError if `write` wrote another name than `tmp` (`np.savez`, for one, adds `.npz`).
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         write(tmp)
+        if not tmp.exists():
+            _refuse_other_name(tmp, path)
         os.chmod(tmp, 0o666 & ~_umask())  # some writers create 0600 files
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for written in (tmp, *path.parent.glob(f"{glob.escape(tmp.name)}?*")):
+            Path(written).unlink(missing_ok=True)
         raise
     return path
+
+
+def _refuse_other_name(tmp: Path, path: Path) -> None:
+    others = sorted(tmp.parent.glob(f"{glob.escape(tmp.name)}?*"))
+    added = f"added {others[0].name.removeprefix(tmp.name)!r} to" if others else "did not write"
+    raise ZooError(
+        f"cannot write {path}: the writer {added} the temporary name it was given; write to "
+        "exactly that path, or to a file object (np.savez(open(tmp, 'wb'), ...) adds no .npz)"
+    )
 
 
 def _umask() -> int:
