@@ -10,9 +10,9 @@ A plugin imports only this module::
 
 Everything a plugin needs is here: the hook marker and the declarations (`ModelSpec`,
 `InputSpec`, `TrainDefaults`, `DatasetSpec`), `ZooError`, the ImageNet normalisation, and, for
-builders and loaders, `torchvision_model`, `cached_catalog`, `ImageSplits` and
-`split_train_test`. Importing ``zoo`` is light: no torch, no gradio (the last four are imported
-when first used).
+builders, loaders and exporters, `torchvision_model`, `cached_catalog`, `ImageSplits`,
+`split_train_test` and `atomic_write`. Importing ``zoo`` is light: no torch, no gradio (the last
+five are imported when first used). `zoo.testing` checks a plugin from its own tests.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from zoo.data.splits import ImageSplits, split_train_test
     from zoo.serving.pretrained import torchvision_model
     from zoo.util.catalog import cached as cached_catalog
+    from zoo.util.files import atomic_write
 
 __version__ = "0.1.0"
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "TrainDefaults",
     "ZooError",
     "__version__",
+    "atomic_write",
     "cached_catalog",
     "hookimpl",
     "split_train_test",
@@ -52,6 +54,7 @@ _LAZY = {
     "split_train_test": ("zoo.data.splits", "split_train_test"),
     "torchvision_model": ("zoo.serving.pretrained", "torchvision_model"),
     "cached_catalog": ("zoo.util.catalog", "cached"),
+    "atomic_write": ("zoo.util.files", "atomic_write"),
 }
 
 

@@ -26,7 +26,7 @@ from zoo.errors import ZooError
 from zoo.specs import DatasetSpec, ModelSpec
 from zoo.util.paths import expand
 
-BY_NAME = ("zoo_build", "zoo_finetune")  # the hooks a plugin answers for its own models only
+BY_NAME = ("zoo_build",)  # the hooks a plugin is asked for its own models only
 
 
 class Registry:
@@ -40,8 +40,8 @@ class Registry:
             "zoo_datasets", DatasetSpec, "datasets"
         )
         self.aliases: dict[str, str] = self._aliases()
-        # Which models each plugin that implements zoo_models declared: its zoo_build and
-        # zoo_finetune are asked about those alone (see `call_first`).
+        # Which models each plugin that implements zoo_models declared: its zoo_build is
+        # asked about those alone (see `first_answer`).
         declaring = {impl.plugin_name for impl in pm.hook.zoo_models.get_hookimpls()}
         self.declared = {p.name: set(p.models) for p in plugins if p.name in declaring}
 
@@ -152,9 +152,10 @@ class Registry:
         """Call a firstresult hook for `spec`, later plugins first; the first result that is
         not None and the plugin that gave it, or (None, None).
 
-        `zoo_build` and `zoo_finetune` are dispatched by name: a plugin that declares models
-        is asked about the ones it declared, and no other; one that declares none (an
-        override, such as the core's default fine-tune) is asked about every model.
+        `zoo_build` is dispatched by name: a plugin that declares models is asked about the
+        ones it declared, and no other; one that declares none (an override) is asked about
+        every model. `zoo_finetune` and `zoo_export` are asked about every model: a strategy
+        or a format may apply to any.
         A result of the wrong type counts as a failure. A failure in the plugin that owns
         `spec` is the user's error; one in any other plugin is that plugin's bug, so it is
         warned about and skipped.

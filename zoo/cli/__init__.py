@@ -12,7 +12,7 @@ from rich.markup import escape
 
 # Each module adds its commands, in the order `zoo --help` lists them.
 # isort: off
-from zoo.cli import models, data, train, trust, serve  # noqa: F401
+from zoo.cli import models, plugin, data, train, trust, serve  # noqa: F401
 
 # isort: on
 from zoo.cli.app import app
