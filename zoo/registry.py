@@ -216,11 +216,13 @@ def _check_modules(spec: ModelSpec, model: Any, builder: str | None) -> None:
             continue
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
         top = [n for n in names if "." not in n][:8]
-        hint = f"did you mean {', '.join(map(repr, close))}?" if close else ", ".join(top)
+        hint = f"name one of its modules: {', '.join(top)}, ... (print(model) shows them)"
+        if close:
+            hint = f"did you mean {', '.join(map(repr, close))}?"
         by = f"plugin {builder}'s " if builder != spec.plugin else ""
         raise ZooError(
             f"plugin {spec.plugin}: ModelSpec {field}={name!r} (in zoo_models) names no module "
-            f"of the model {by}zoo_build gives for {spec.name!r}; name one of its modules: {hint}"
+            f"of the model {by}zoo_build gives for {spec.name!r}; {hint}"
         )
 
 
