@@ -125,8 +125,8 @@ class Harness:
 
     def train(self, name: str, folder: Path, epochs: int = 1, **options: Any) -> Path:
         """`zoo train name` for `epochs` on the harness's generated dataset (batch 16, one
-        thread), its files under `folder` (`options` as `TrainConfig` fields: image_size,
-        strategy, ...); the weights file."""
+        thread, no run folder) into `folder` (`options` as `TrainConfig` fields: image_size,
+        strategy, dataset, ...); the weights file."""
         from zoo.training.loop import train
 
         spec = self.registry.model(name)
@@ -134,7 +134,7 @@ class Harness:
         config = TrainConfig.for_model(spec, **{**defaults, **options})
         run = default_run_name(spec.name, config.dataset)
         out = Path(folder) / f"{run}.safetensors"
-        train(self.registry, spec, config, out, run_dir=Path(folder) / run, progress=False)
+        train(self.registry, spec, config, out, progress=False)  # no run folder, no figures
         meta = weights.read_meta(out)
         assert meta["model"] == spec.name and meta["dataset"] == config.dataset, meta
         assert math.isfinite(meta["metrics"]["test_accuracy"]), meta["metrics"]
