@@ -1,8 +1,11 @@
 """The hooks a zoo plugin can implement (pluggy project name `zoo`).
 
-Hooks that act on one model receive its `ModelSpec` and answer only for their own models,
-returning None otherwise. They are `firstresult`: the first non-None answer wins, and pluggy
-calls later-registered plugins first, so a later plugin overrides an earlier one.
+Hooks that act on one model receive its `ModelSpec`. They are `firstresult`: the first
+non-None answer wins, and later-registered plugins are asked first, so a later plugin
+overrides an earlier one. The registry asks a plugin's `zoo_build` only about the models that
+plugin declares (one that declares none, an override, about every model, returning None for
+those it leaves alone); `zoo_finetune` and `zoo_export` are asked about every model and return
+None for a strategy or format they do not handle.
 """
 
 from __future__ import annotations

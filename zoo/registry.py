@@ -249,4 +249,5 @@ def get_registry(extra_dirs: Iterable[Path] = (), plugins: str | None = None) ->
     """The registry for the built-ins, installed plugins and the plugin folders (cached); of
     the installed plugins and files, only those the allow-list names (`plugins`, a
     comma-separated list, else $ZOO_LOAD_PLUGINS) when one is set."""
-    return _load(tuple(plugin_dirs(extra_dirs)), allow_list(plugins))
+    dirs = tuple(path.absolute() for path in plugin_dirs(extra_dirs))  # a cache key per cwd
+    return _load(dirs, allow_list(plugins))
