@@ -161,23 +161,17 @@ def zoo_export(spec, model, fmt, path, meta):
 """
 
 
+def export_npz(zoo_cli, weights: Path, body: str, out: Path):
+    """`zoo export weights -f npz -o out` with the EXPORTS plugin doing `body`."""
+    plugins = out.parent.parent / "plugins"
+    write_plugin(plugins, "npz", EXPORTS.format(body=body))
+    args = ["--plugins-dir", plugins, "export", weights, "-f", "npz", "-o", out]
+    return zoo_cli([str(arg) for arg in args])
+
+
 def test_an_export_path_reported_wrongly_is_named(zoo_cli, lenet_weights, tmp_path):
-    plugins = tmp_path / "plugins"
-    write_plugin(
-        plugins, "npz", EXPORTS.format(body="np.savez(str(path), **arrays)\n    return path")
-    )
-    out = tmp_path / "lenet.bin"
-    args = [
-        "--plugins-dir",
-        str(plugins),
-        "export",
-        str(lenet_weights),
-        "-f",
-        "npz",
-        "-o",
-        str(out),
-    ]
-    result = zoo_cli(args)
+    out = tmp_path / "out" / "lenet.bin"
+    result = export_npz(zoo_cli, lenet_weights, "np.savez(str(path), **arrays); return path", out)
     assert result.code == 0, result.err
     assert f"npz.py's zoo_export for 'npz' returned {out}, but wrote {out}.npz" in result.err
     assert f"wrote {out}.npz (npz," in result.out
@@ -186,21 +180,9 @@ def test_an_export_path_reported_wrongly_is_named(zoo_cli, lenet_weights, tmp_pa
 def test_a_writer_that_adds_a_suffix_to_the_temporary_name_is_one_line(
     zoo_cli, lenet_weights, tmp_path
 ):
-    plugins = tmp_path / "plugins"
     body = "return zoo.atomic_write(path, lambda tmp: np.savez(tmp, **arrays))"
-    write_plugin(plugins, "npz", EXPORTS.format(body=body))
     out = tmp_path / "out" / "lenet.npz"
-    args = [
-        "--plugins-dir",
-        str(plugins),
-        "export",
-        str(lenet_weights),
-        "-f",
-        "npz",
-        "-o",
-        str(out),
-    ]
-    error = one_line(zoo_cli(args))
+    error = one_line(export_npz(zoo_cli, lenet_weights, body, out))
     assert "npz.py in zoo_export for 'lenet': cannot write" in error
     assert "the writer added '.npz' to the temporary name it was given" in error
     assert list(out.parent.iterdir()) == []  # the stray .tmp.npz is gone too

@@ -17,14 +17,19 @@ def fenced_block_after(marker: str) -> str:
     return match.group(1)
 
 
+def run_example(zoo_cli, folder, example: str, command: str, file: str, *options: str):
+    """Save the README's `example` block as my_plugins/`file` in `folder`, then run its
+    `command` block there (with `options`)."""
+    (folder / "my_plugins").mkdir()
+    (folder / "my_plugins" / file).write_text(fenced_block_after(example))
+    words = shlex.split(fenced_block_after(command))
+    assert words[0] == "zoo"
+    return zoo_cli([*words[1:], *options])
+
+
 def test_readme_plugin_example_trains(zoo_cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "my_plugins").mkdir()
-    (tmp_path / "my_plugins" / "mlp.py").write_text(fenced_block_after("plugin-example"))
-    command = shlex.split(fenced_block_after("plugin-command"))
-    assert command[0] == "zoo"
-
-    result = zoo_cli([*command[1:], "--quiet"])
+    result = run_example(zoo_cli, tmp_path, "plugin-example", "plugin-command", "mlp.py", "--quiet")
     assert result.code == 0, result.err
     accuracy = float(re.search(r"test accuracy ([\d.]+)%", result.out).group(1))
     assert accuracy > 90
@@ -38,12 +43,8 @@ def test_readme_plugin_example_trains(zoo_cli, tmp_path, monkeypatch):
 
 def test_readme_dataset_example_trains(zoo_cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "my_plugins").mkdir()
-    (tmp_path / "my_plugins" / "shapes.py").write_text(fenced_block_after("dataset-example"))
-    command = shlex.split(fenced_block_after("dataset-command"))
-    assert command[0] == "zoo"
-
-    result = zoo_cli([*command[1:], "--quiet", "--threads", "1"])
+    example = ("dataset-example", "dataset-command", "shapes.py", "--quiet", "--threads", "1")
+    result = run_example(zoo_cli, tmp_path, *example)
     assert result.code == 0, result.err
     assert "batch size" not in result.err  # 800 training images: 20 steps of 32
     accuracy = float(re.search(r"test accuracy ([\d.]+)%", result.out).group(1))
