@@ -28,8 +28,9 @@ def _cache_in_tmp(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _no_plugin_path(monkeypatch):
-    """Tests see only the plugins they ask for."""
+    """Tests see only the plugins they ask for, whatever allow-list the shell has."""
     monkeypatch.delenv("ZOO_PLUGINS_PATH", raising=False)
+    monkeypatch.delenv("ZOO_LOAD_PLUGINS", raising=False)
 
 
 @pytest.fixture(autouse=True)

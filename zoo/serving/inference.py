@@ -51,9 +51,13 @@ class Classifier:
         """Build the model a weights file names and load its state, or raise a ZooError."""
         state, meta = weights.read(path)
         if not registry.provides(meta["model"]):
+            skipped = [p.name for p in registry.plugins if p.skipped]
+            which = "no installed plugin provides"
+            if skipped:
+                which = f"no loaded plugin provides (the allow-list left out {', '.join(skipped)})"
             raise ZooError(
                 f"{path} needs model {meta['model']!r} (plugin {meta.get('plugin', '?')}), "
-                "which no installed plugin provides"
+                f"which {which}"
             )
         spec = registry.model(meta["model"])
         model = registry.build(spec, num_classes=len(meta["classes"]))
