@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from zoo import weights
+from zoo import header, weights
 from zoo.data.preprocess import pil_to_uint8, prepare, reduce_uint8, resize_uint8
 from zoo.errors import ZooError
 from zoo.registry import Registry
@@ -47,16 +47,31 @@ class Classifier:
     detector: UnknownDetector | None = field(default=None, repr=False)
 
     @classmethod
-    def load(cls, registry: Registry, path: str | Path) -> Classifier:
-        """Build the model a weights file names and load its state, or raise a ZooError."""
-        state, meta = weights.read(path)
+    def load(
+        cls, registry: Registry, path: str | Path, max_parameters: int | None = None
+    ) -> Classifier:
+        """Build the model a weights file names and load its state, or raise a ZooError.
+
+        The header is checked first (`zoo.header`), then the file's tensors against the
+        architecture built on the meta device, within `max_parameters` if given: a file that
+        does not fit is refused before its model is built or a tensor is read."""
+        meta, shapes = weights.read_header(path)
         if meta["model"] not in registry.models:
             raise ZooError(
                 f"{path} needs model {meta['model']!r} (plugin {meta.get('plugin', '?')}), "
                 "which no installed plugin provides"
             )
         spec = registry.model(meta["model"])
-        model = registry.build(spec, num_classes=len(meta["classes"]))
+        classes = list(meta["classes"])
+
+        def build() -> nn.Module:
+            return registry.build(spec, num_classes=len(classes))
+
+        header.check_model(path, meta, build, shapes, spec.head, max_parameters)
+        state, _ = weights.read(path)
+        extra = weights.read_extra(path)
+        weights.check_finite(path, state | {weights.EXTRA + k: v for k, v in extra.items()})
+        model = build()
         weights.load_state(model, state, path)
         model.eval().to(memory_format=torch.channels_last)
         return cls(
@@ -64,10 +79,10 @@ class Classifier:
             model,
             meta,
             weights.input_spec(meta),
-            list(meta["classes"]),
+            classes,
             spec,
             float(meta.get("calibration", {}).get("temperature", 1.0)),
-            UnknownDetector.from_file(meta, weights.read_extra(path)),
+            UnknownDetector.from_file(meta, extra),
         )
 
     @classmethod
