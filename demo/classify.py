@@ -63,7 +63,8 @@ def read_drawing(uploads: Uploads, sketch: Any) -> Image.Image:
         drawn = open_image(io.BytesIO(composite), name="the drawing")
     else:
         drawn = uploads.open(composite)
-    paper = pil_to_uint8(drawn, channels=1)[0].numpy()  # transparency is white paper
+    # Transparency is white paper; a large canvas is reduced first, in its own bit depth.
+    paper = pil_to_uint8(drawn, channels=1, fit=DRAWING_SIZE)[0].numpy()
     ink = ImageOps.invert(Image.fromarray(paper))
     box = ink.getbbox()
     if box is None:
