@@ -432,9 +432,10 @@ def test_a_browser_drawing_is_read_from_its_composite_blob_only():
 
     from zoo.demo.classify import EMPTY_DRAWING, MAX_DRAWING_BYTES, read_drawing, sketch_blobs
     from zoo.demo.intake import Uploads
+    from zoo.demo.sketchpad import BoundedSketchpad
     from zoo.errors import ZooError
 
-    pad = gr.Sketchpad()
+    pad = BoundedSketchpad()
     drawn = io.BytesIO()
     canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
     ImageDraw.Draw(canvas).line((140, 40, 140, 240), fill="black", width=20)

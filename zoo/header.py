@@ -28,6 +28,7 @@ MAX_CLASS_NAME = 1_000  # characters
 MAX_INPUT_SIZE = 1024  # pixels a side: a 3 x 1024 x 1024 input is 12 MB before the first layer
 MAX_SOURCE_SIZE = 65_535  # the largest image side zoo reads (preprocess.MAX_SIDE)
 TEMPERATURE = (1e-2, 1e2)  # a fitted temperature outside this is a broken fit, not a model
+DEFAULT_MAX_PARAMETERS = 200_000_000  # the largest model `zoo demo` builds (--max-params)
 EXTRA = "zoo."  # tensors under this prefix are zoo's (the unknown-input detector)
 DETECTOR = ("zoo.unknown.means", "zoo.unknown.precision")
 

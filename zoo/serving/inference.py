@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from PIL import Image
@@ -28,6 +28,14 @@ class Predictions:
     unknown: torch.Tensor
 
 
+class Checked(NamedTuple):
+    """A weights file that passed `Classifier.check`: its header, model spec and size."""
+
+    meta: dict[str, Any]
+    spec: ModelSpec
+    parameters: int
+
+
 if TYPE_CHECKING:
     from torchvision.models import WeightsEnum
 
@@ -47,14 +55,13 @@ class Classifier:
     detector: UnknownDetector | None = field(default=None, repr=False)
 
     @classmethod
-    def load(
+    def check(
         cls, registry: Registry, path: str | Path, max_parameters: int | None = None
-    ) -> Classifier:
-        """Build the model a weights file names and load its state, or raise a ZooError.
-
-        The header is checked first (`zoo.header`), then the file's tensors against the
-        architecture built on the meta device, within `max_parameters` if given: a file that
-        does not fit is refused before its model is built or a tensor is read."""
+    ) -> Checked:
+        """The checked header of a weights file, its model's spec and size, or a ZooError: the
+        header against `zoo.header`'s schema, then the file's tensors against the
+        architecture built on the meta device (within `max_parameters` if given), so that a
+        file that does not fit is refused before its model is built or a tensor is read."""
         meta, shapes = weights.read_header(path)
         if meta["model"] not in registry.models:
             raise ZooError(
@@ -62,16 +69,29 @@ class Classifier:
                 "which no installed plugin provides"
             )
         spec = registry.model(meta["model"])
+        classes = len(meta["classes"])
+        parameters = header.check_model(
+            path,
+            meta,
+            lambda: registry.build(spec, num_classes=classes),
+            shapes,
+            spec.head,
+            max_parameters,
+        )
+        return Checked(meta, spec, parameters)
+
+    @classmethod
+    def load(
+        cls, registry: Registry, path: str | Path, max_parameters: int | None = None
+    ) -> Classifier:
+        """Build the model a weights file names and load its state, once `check` has passed
+        and its tensors are finite; or raise a ZooError."""
+        meta, spec, _ = cls.check(registry, path, max_parameters)
         classes = list(meta["classes"])
-
-        def build() -> nn.Module:
-            return registry.build(spec, num_classes=len(classes))
-
-        header.check_model(path, meta, build, shapes, spec.head, max_parameters)
         state, _ = weights.read(path)
         extra = weights.read_extra(path)
         weights.check_finite(path, state | {weights.EXTRA + k: v for k, v in extra.items()})
-        model = build()
+        model = registry.build(spec, num_classes=len(classes))
         weights.load_state(model, state, path)
         model.eval().to(memory_format=torch.channels_last)
         return cls(
