@@ -22,7 +22,7 @@ from zoo.data.preprocess import open_image, pil_to_uint8
 from zoo.demo.batching import Batcher
 from zoo.demo.intake import Uploads, kind
 from zoo.demo.shelf import WeightsShelf
-from zoo.demo.sketchpad import BoundedSketchpad
+from zoo.demo.sketchpad import Drawings
 from zoo.errors import ZooError
 from zoo.serving.inference import Classifier
 from zoo.specs import InputSpec
@@ -84,13 +84,13 @@ def read_drawing(uploads: Uploads, sketch: Any) -> Image.Image:
     return square
 
 
-def sketch_blobs(sketchpad: BoundedSketchpad, value: Any) -> Any:
+def sketch_blobs(drawings: Drawings, value: Any) -> Any:
     """A sketchpad value as `read_drawing` takes it. The browser sends the drawing's images
-    ahead (`accept_blobs`, kept by the sketchpad) and then only their id, which gradio's own
-    preprocessing would resolve: here the composite alone is taken out (and the rest let go);
-    any other value passes through to be checked."""
+    ahead (`accept_blobs`, kept in `drawings`) and then only their id, which gradio's own
+    preprocessing would resolve: here the composite alone is taken out (and let go); any
+    other value passes through to be checked."""
     if isinstance(value, dict) and isinstance(value.get("id"), str) and not value.get("composite"):
-        return {"composite": sketchpad.take(value["id"])}
+        return {"composite": drawings.take(value["id"])}
     return value
 
 

@@ -52,7 +52,8 @@ async def _too_large(send: Any) -> None:
         {
             "type": "http.response.start",
             "status": 413,
-            "headers": [(b"content-type", b"application/json")],
+            # Closed after the answer: the server does not read on what it refused.
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
         }
     )
     await send({"type": "http.response.body", "body": b'{"detail":"request body too large"}'})

@@ -30,7 +30,7 @@ from zoo.demo.examples import Example
 from zoo.demo.intake import Uploads
 from zoo.demo.results import answer_html, compare_html, example_groups
 from zoo.demo.shelf import WeightsShelf, accuracy, describe
-from zoo.demo.sketchpad import BoundedSketchpad
+from zoo.demo.sketchpad import Drawings
 from zoo.errors import ZooError
 
 MAX_BATCH_SIZE = 16  # concurrent predictions that share one forward pass
@@ -154,6 +154,7 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
     model = gr.Dropdown(choices(shelf), value=chosen, label="Model", elem_id="model-choice")
     about = gr.HTML(_about(shelf, chosen))
     source = gr.State(None)  # "image" or "drawing": what the shown answer came from
+    drawings = Drawings()  # the drawings the browser sends ahead of their events
     with gr.Row(equal_height=False):
         with gr.Column(min_width=300):
             with gr.Tab("Image"):
@@ -161,16 +162,18 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
                 image_button = gr.Button("Classify image", variant="primary")
             with gr.Tab("Draw"):
                 sketch = lenient(
-                    BoundedSketchpad(
-                        type="filepath",
-                        format="png",
-                        canvas_size=(280, 280),
-                        brush=gr.Brush(default_size=32, colors=["#000000"], color_mode="fixed"),
-                        eraser=gr.Eraser(default_size=24),
-                        layers=False,
-                        transforms=(),
-                        label="Draw a digit: it is classified as you draw",
-                        elem_id="sketchpad",
+                    drawings.attach(
+                        gr.Sketchpad(
+                            type="filepath",
+                            format="png",
+                            canvas_size=(280, 280),
+                            brush=gr.Brush(default_size=32, colors=["#000000"], color_mode="fixed"),
+                            eraser=gr.Eraser(default_size=24),
+                            layers=False,
+                            transforms=(),
+                            label="Draw a digit: it is classified as you draw",
+                            elem_id="sketchpad",
+                        )
                     )
                 )
         with gr.Column(min_width=300):
@@ -209,7 +212,7 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
     shown = [answer, seen, looked, latency]
 
     def read_sketch(uploads: Uploads, value: Any) -> Image.Image:
-        return read_drawing(uploads, sketch_blobs(sketch, value))
+        return read_drawing(uploads, sketch_blobs(drawings, value))
 
     def from_image(name: Any, given: Any) -> tuple:
         return (*_shown(classify.answer(name, given, read_upload, explaining=True)), "image")

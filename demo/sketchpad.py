@@ -1,4 +1,4 @@
-"""The Draw tab's sketchpad, with a bounded store for the images the browser sends ahead.
+"""The Draw tab's sketchpad: a bounded store for the images its browser sends ahead.
 
 Gradio's image editor receives a drawing through its `accept_blobs` server function (reached
 at `/gradio_api/component_server`): one post per image (background, composite, layer) under a
@@ -23,7 +23,6 @@ from typing import Any
 import gradio as gr
 from fastapi import HTTPException
 from gradio.components.base import server
-from gradio.components.image_editor import EditorDataBlobs
 from PIL import Image, UnidentifiedImageError
 
 from zoo.data.preprocess import MAX_PIXELS
@@ -34,32 +33,33 @@ MAX_BLOB_BYTES = 2_000_000  # one image of a 280x280 canvas is under 0.3 MB
 MAX_SIDE = 4096  # pixels, from the image's header
 FORMATS = ("PNG", "WEBP", "JPEG")
 PER_SESSION = 4  # drawings kept for one session (the browser sends one per change)
-MAX_PENDING_BYTES = 64_000_000  # kept in all, the oldest let go first
+MAX_PENDING_BYTES = 32_000_000  # kept in all, the oldest let go first
 TTL_S = 300.0  # a drawing no event took in this time is let go
 
 
 @dataclass
-class _Pending:
+class _Drawing:
     session: str
     sent: float
-    size: int
+    composite: bytes | None = None
 
 
-class BoundedSketchpad(gr.Sketchpad):
-    """A `gr.Sketchpad` whose `accept_blobs` takes only what this app's canvas sends, within
-    a size, a count per session and an age (the module's limits)."""
+class Drawings:
+    """The drawings a sketchpad's browser sent ahead, within the module's limits. `attach`
+    puts its `accept_blobs` in the place of gradio's; an event takes a drawing's composite
+    by its id (`take`): the background and layer images are checked and let go, as nothing
+    reads them."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._pending: OrderedDict[str, _Pending] = OrderedDict()
-        self._blob_lock = threading.Lock()
+    def __init__(self) -> None:
+        self._kept: OrderedDict[str, _Drawing] = OrderedDict()
+        self._lock = threading.Lock()
 
-    # The browser draws it with the image editor's code: a subclass keeps that name.
-    def get_block_name(self) -> str:
-        return "imageeditor"
-
-    def get_block_class(self) -> str:
-        return "imageeditor"
+    def attach(self, sketchpad: gr.Sketchpad) -> gr.Sketchpad:
+        """`sketchpad`, its images sent ahead kept here (gradio's component server calls the
+        component's `accept_blobs` by name). No subclass: gradio writes a stub file beside
+        the module of every component class."""
+        sketchpad.accept_blobs = self.accept_blobs  # type: ignore[method-assign]
+        return sketchpad
 
     @server
     def accept_blobs(self, data: Any) -> None:
@@ -81,48 +81,39 @@ class BoundedSketchpad(gr.Sketchpad):
         if len(blob) > MAX_BLOB_BYTES:
             raise HTTPException(413, "the drawing is too large")
         _check_header(blob)
-        with self._blob_lock:
-            self._let_go(time.monotonic(), session, blob_id)
-            current = self.blob_storage.get(blob_id) or EditorDataBlobs(
-                background=None, layers=[], composite=None
-            )
-            if kind == "layer":
-                current.layers[:] = [blob]
-            else:
-                setattr(current, kind, blob)
-            self.blob_storage[blob_id] = current
-            size = len(current.background or b"") + len(current.composite or b"")
-            size += sum(len(layer or b"") for layer in current.layers)
-            self._pending[blob_id] = _Pending(session, time.monotonic(), size)
-            self._pending.move_to_end(blob_id)
+        with self._lock:
+            now = time.monotonic()
+            self._let_go(now, session, blob_id)
+            drawing = self._kept.pop(blob_id, None) or _Drawing(session, now)
+            if kind == "composite":
+                drawing.composite = blob
+            drawing.sent = now
+            self._kept[blob_id] = drawing  # the newest last
 
     def take(self, blob_id: str) -> bytes | None:
-        """The composite image sent ahead under `blob_id` (the rest is never decoded), which
-        is then let go; None if there is none."""
-        with self._blob_lock:
-            self._pending.pop(blob_id, None)
-            blobs = self.blob_storage.pop(blob_id, None)
-        return blobs.composite if blobs is not None else None
+        """The composite image sent ahead under `blob_id`, which is then let go; None if
+        there is none (never sent, or let go)."""
+        with self._lock:
+            drawing = self._kept.pop(blob_id, None)
+        return drawing.composite if drawing is not None else None
 
-    def _let_go(self, now: float, session: str, keep: str) -> None:
-        """Drop the drawings too old, then the oldest beyond the session's count and the
-        total's bytes (never `keep`, which is being filled)."""
-        for blob_id, pending in list(self._pending.items()):
-            if now - pending.sent > TTL_S:
-                self._drop(blob_id)
-        mine = [k for k, p in self._pending.items() if p.session == session and k != keep]
+    def _let_go(self, now: float, session: str, filling: str) -> None:
+        """Drop the drawings too old, then the oldest beyond the session's count and beyond
+        the bytes kept in all (never `filling`, the one being sent)."""
+        for blob_id, drawing in list(self._kept.items()):
+            if now - drawing.sent > TTL_S:
+                del self._kept[blob_id]
+        mine = [k for k, d in self._kept.items() if d.session == session and k != filling]
         for blob_id in mine[: max(0, len(mine) - PER_SESSION + 1)]:
-            self._drop(blob_id)
-        total = sum(p.size for p in self._pending.values())
-        for blob_id in [k for k in self._pending if k != keep]:
+            del self._kept[blob_id]
+        total = sum(len(d.composite or b"") for d in self._kept.values())
+        for blob_id in [k for k in self._kept if k != filling]:
             if total + MAX_BLOB_BYTES <= MAX_PENDING_BYTES:
                 break
-            total -= self._pending[blob_id].size
-            self._drop(blob_id)
+            total -= len(self._kept.pop(blob_id).composite or b"")
 
-    def _drop(self, blob_id: str) -> None:
-        self._pending.pop(blob_id, None)
-        self.blob_storage.pop(blob_id, None)
+    def __len__(self) -> int:
+        return len(self._kept)
 
 
 def _check_header(blob: bytes) -> None:

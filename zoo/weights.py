@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,19 @@ def save(
     header = {key: json.dumps(value) for key, value in meta.items()}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors |= {EXTRA + k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()}
-    return atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=header))
+    return atomic_write(Path(path), lambda tmp: _save_file(tensors, tmp, header))
+
+
+def _save_file(tensors: dict[str, torch.Tensor], path: Path, header: dict[str, str]) -> None:
+    """safetensors' `save_file`, its write errors (a full disk) raised as the OSError they are."""
+    try:
+        save_file(tensors, path, metadata=header)
+    except SafetensorError as error:
+        code = re.search(r"os error (\d+)", str(error))
+        if code is None:
+            raise
+        number = int(code.group(1))
+        raise OSError(number, os.strerror(number), str(path)) from None
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
