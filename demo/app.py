@@ -5,6 +5,7 @@ with named API endpoints; prediction requests are batched on the server."""
 from __future__ import annotations
 
 import html
+import math
 import os
 import socket
 from pathlib import Path
@@ -13,24 +14,27 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from zoo.demo import backprop, cards, graphview, inspector
 from zoo.demo.classify import Classify
 from zoo.demo.examples import default_folder, write_examples
+from zoo.demo.guard import ComponentServerGuard
 from zoo.demo.intake import Uploads
 from zoo.demo.predict_tabs import (
     MAX_BATCH_SIZE,
     choices,
     classify_tab,
     compare_tab,
-    error,
     guarded,
 )
 from zoo.demo.shelf import WeightsShelf, accuracy
 from zoo.errors import ZooError
+from zoo.header import DEFAULT_MAX_PARAMETERS
 from zoo.registry import Registry
 
 MAX_FILE_SIZE = "10mb"
+MAX_AMOUNT = 1e100  # the Backprop tab's inputs: a product of three stays finite
 QUEUE_SIZE = 64  # requests waiting beyond this are refused ("queue is full")
 CONCURRENCY = 2  # events of one kind running at once (forward passes run one at a time)
 # The model's views, content-addressed, beside gradio's own files (GRADIO_TEMP_DIR).
@@ -49,7 +53,7 @@ def _models_tab(app: gr.Blocks, registry: Registry, shelf: WeightsShelf, runs_di
         if not paths:
             gr.Markdown(f"No weights in {shelf.folder}: `zoo train lenet` makes one.")
         for path in paths:
-            found = cards.card(registry, path, runs_dir)
+            found = cards.card(registry, shelf, path, runs_dir)
             with gr.Accordion(found.title, open=len(paths) <= 3, elem_classes="model-card"):
                 if found.warning:
                     gr.HTML(
@@ -69,10 +73,15 @@ def _models_tab(app: gr.Blocks, registry: Registry, shelf: WeightsShelf, runs_di
                         )
 
 
-def _inspect_tab(registry: Registry) -> None:
-    names = [spec.name for spec in registry.find()]
+def _inspect_tab(inspecting: inspector.Inspector) -> None:
+    names = inspecting.names()
     first = "lenet" if "lenet" in names else names[0]
-    shown = inspector.inspect_model(registry, first)  # the tab opens on the tutorial's LeNet
+    shown = inspecting.inspect(first)  # the tab opens on the tutorial's LeNet
+    budget = f"{inspecting.max_parameters / 1e6:,.0f}M"
+    gr.Markdown(
+        f"The models on offer: those `zoo list` shows and those of the weights files, up to "
+        f"{budget} parameters (`zoo demo --max-params` sets it)."
+    )
     with gr.Row():
         # Names are checked by the handler, which answers an unknown one in a short line.
         model = gr.Dropdown(names, value=first, label="Model", allow_custom_value=True, scale=3)
@@ -96,8 +105,8 @@ def _inspect_tab(registry: Registry) -> None:
             graph = gr.HTML(shown.graph)
     gr.Markdown(inspector.TUTORIAL["gradient"])
     with gr.Row():
-        # Any model's parameter is accepted (the choices are the shown model's, per session):
-        # a fresh client asks /gradient for resnet18's fc.bias without inspecting it first.
+        # Any offered model's parameter is accepted (the choices are the shown model's, per
+        # session): a fresh client asks /gradient for resnet18's fc.bias without inspecting.
         parameter = gr.Dropdown(
             **_parameter_choices(shown), label="Parameter", allow_custom_value=True, scale=3
         )
@@ -108,12 +117,12 @@ def _inspect_tab(registry: Registry) -> None:
         after = gr.Image(label="grad after loss.backward()", interactive=False, min_width=320)
 
     def inspect(name: str):
-        found = inspector.inspect_model(registry, name)
+        found = inspecting.inspect(name)
         params = gr.Dropdown(**_parameter_choices(found))
         return found.tree, found.parameters, found.summary, found.graph, params
 
     def gradient(name: str, param: str):
-        found = inspector.gradient_before_after(registry, name, param)
+        found = inspecting.gradients(name, param)
         return found.before, found.after, found.summary
 
     gr.on(
@@ -138,11 +147,17 @@ def _parameter_choices(found: inspector.Inspection) -> dict[str, Any]:
     return {"choices": names, "value": names[0] if names else None}
 
 
-def _backprop(quantity: float | None, price: float | None, tax: float | None) -> tuple:
+def _backprop(quantity: Any, price: Any, tax: Any) -> tuple:
     """The Backprop tab's outputs: total, its three derivatives, the diagram, the autograd
-    graph drawn, and the chain rule written out with these values."""
-    if quantity is None or price is None or tax is None:
-        raise error("enter a quantity, a unit price and a tax")
+    graph drawn, and the chain rule written out with these values (each a number within
+    `MAX_AMOUNT` of zero, so every product stays finite)."""
+    given = (quantity, price, tax)
+    if any(value is None for value in given):
+        raise ZooError("enter a quantity, a unit price and a tax")
+    for name, value in zip(("quantity", "unit price", "tax"), given, strict=True):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or abs(value) > MAX_AMOUNT:
+            raise ZooError(f"the {name} must be a number from -{MAX_AMOUNT:g} to {MAX_AMOUNT:g}")
     result = backprop.oranges(quantity, price, tax)
     derivatives = tuple(result.grads[name] for name in backprop.INPUTS)
     return (
@@ -177,10 +192,11 @@ def _backprop_tab() -> None:
     graph = gr.HTML(shown[5])
     gr.on(
         [button.click, quantity.submit, price.submit, tax.submit],
-        _backprop,
+        guarded(_backprop),
         [quantity, price, tax],
         [total, d_quantity, d_price, d_tax, picture, graph, chain],
         api_name="backprop",
+        preprocess=False,  # the values as sent, checked by _backprop (not float()'s message)
     )
 
 
@@ -189,11 +205,13 @@ def build_app(
     weights_dir: Path,
     examples_dir: Path | None = None,
     runs_dir: Path | None = None,
+    max_parameters: int = DEFAULT_MAX_PARAMETERS,
 ) -> gr.Blocks:
     """The demo's Blocks: weights from `weights_dir`, training curves from `runs_dir`
-    (default: runs/ beside the weights folder), example images cached in `examples_dir`."""
+    (default: runs/ beside the weights folder), example images cached in `examples_dir`; no
+    model above `max_parameters` is built."""
     weights_dir = Path(weights_dir)
-    shelf = WeightsShelf(registry, weights_dir)
+    shelf = WeightsShelf(registry, weights_dir, max_parameters)
     runs_dir = Path(runs_dir) if runs_dir else weights_dir.absolute().parent / "runs"
     examples_dir = Path(examples_dir or default_folder())
     examples = write_examples(registry, examples_dir)
@@ -208,7 +226,7 @@ def build_app(
         with gr.Tab("Models"):
             _models_tab(app, registry, shelf, runs_dir)
         with gr.Tab("Inspect"):
-            _inspect_tab(registry)
+            _inspect_tab(inspector.Inspector(registry, shelf.architectures, max_parameters))
         with gr.Tab("Backprop"):
             _backprop_tab()
 
@@ -309,6 +327,8 @@ def serve(
         server_port=port,
         share=share,
         max_file_size=MAX_FILE_SIZE,
+        # Gradio's component server reads a request whole before any check: bounded here.
+        app_kwargs={"middleware": [Middleware(ComponentServerGuard)]},
         show_error=True,
         ssr_mode=False,
         prevent_thread_lock=prevent_thread_lock,
@@ -339,9 +359,12 @@ def launch(
     host: str = "127.0.0.1",
     port: int = 7860,
     share: bool = False,
+    max_parameters: int = DEFAULT_MAX_PARAMETERS,
 ) -> None:
-    """`zoo demo`: serve the demo for the weights in `weights_dir` until interrupted."""
+    """`zoo demo`: serve the demo for the weights in `weights_dir` until interrupted, building
+    no model above `max_parameters`."""
     if not Path(weights_dir).is_dir():
         raise ZooError(f"weights folder {weights_dir} does not exist")
     check_port(host, port)
-    serve(build_app(registry, weights_dir), host, port, share)
+    app = build_app(registry, weights_dir, max_parameters=max_parameters)
+    serve(app, host, port, share)

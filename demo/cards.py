@@ -9,13 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo import weights
-from zoo.errors import ZooError
+from zoo.demo.shelf import WeightsShelf
 from zoo.registry import Registry
 from zoo.training import runlog
 from zoo.training.config import card_rows
 from zoo.trust import analysis
-from zoo.trust.introspect import parameter_count
 
 # A model is weak when its accuracy is under this multiple of chance (1 / classes) ...
 NEAR_CHANCE = 2.0
@@ -40,14 +38,15 @@ class Card:
     figures: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def card(registry: Registry, path: Path, runs_dir: Path) -> Card:
-    """The card of the weights file `path`; an unusable file gets a card that says why."""
-    try:
-        meta = weights.read_meta(path)
-    except ZooError as error:
-        return Card(path.name, _table("Unusable", [("why", str(error))]))
+def card(registry: Registry, shelf: WeightsShelf, path: Path, runs_dir: Path) -> Card:
+    """The card of the weights file `path` on `shelf`; an unusable file gets a card that says
+    why."""
+    checked = shelf.checked(path.name)
+    if checked is None:
+        return Card(path.name, _table("Unusable", [("why", shelf.problem(path.name) or "?")]))
+    meta = checked.meta
     tables = [
-        _table("Model", _model_rows(registry, meta)),
+        _table("Model", _model_rows(registry, meta, checked.parameters)),
         _table("Data", _data_rows(meta)),
         _table("Results", _result_rows(meta)),
         _table("Training", _training_rows(meta.get("settings", {}))),
@@ -90,14 +89,10 @@ def _caption(path: Path) -> str:
     return words[:1].upper() + words[1:]
 
 
-def _model_rows(registry: Registry, meta: dict[str, Any]) -> list[tuple[str, str]]:
+def _model_rows(registry: Registry, meta: dict[str, Any], parameters: int) -> list[tuple[str, str]]:
+    spec = registry.model(meta["model"])  # a checked file's model is installed
     rows = [("architecture", meta["model"]), ("plugin", meta.get("plugin", "?"))]
-    if registry.provides(meta["model"]):
-        spec = registry.model(meta["model"])
-        model = registry.build(spec, num_classes=len(meta["classes"]))
-        rows += [("what it is", spec.summary), ("parameters", f"{parameter_count(model):,}")]
-    else:
-        rows.append(("what it is", "unknown here: its plugin is not installed"))
+    rows += [("what it is", spec.summary), ("parameters", f"{parameters:,}")]
     spec = meta["input"]
     colour = "grey" if spec["channels"] == 1 else "colour"
     rows.append(("input", f"{spec['size']} x {spec['size']} pixels, {colour}"))

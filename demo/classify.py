@@ -8,6 +8,7 @@ import hashlib
 import io
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from zoo.data.preprocess import open_image, pil_to_uint8
 from zoo.demo.batching import Batcher
 from zoo.demo.intake import Uploads, kind
 from zoo.demo.shelf import WeightsShelf
+from zoo.demo.sketchpad import Drawings
 from zoo.errors import ZooError
 from zoo.serving.inference import Classifier
 from zoo.specs import InputSpec
@@ -63,7 +65,8 @@ def read_drawing(uploads: Uploads, sketch: Any) -> Image.Image:
         drawn = open_image(io.BytesIO(composite), name="the drawing")
     else:
         drawn = uploads.open(composite)
-    paper = pil_to_uint8(drawn, channels=1)[0].numpy()  # transparency is white paper
+    # Transparency is white paper; a large canvas is reduced first, in its own bit depth.
+    paper = pil_to_uint8(drawn, channels=1, fit=DRAWING_SIZE)[0].numpy()
     ink = ImageOps.invert(Image.fromarray(paper))
     box = ink.getbbox()
     if box is None:
@@ -81,14 +84,13 @@ def read_drawing(uploads: Uploads, sketch: Any) -> Image.Image:
     return square
 
 
-def sketch_blobs(sketchpad: Any, value: Any) -> Any:
+def sketch_blobs(drawings: Drawings, value: Any) -> Any:
     """A sketchpad value as `read_drawing` takes it. The browser sends the drawing's images
-    ahead (gradio's `accept_blobs`, kept in the component's memory) and then only their id,
-    which gradio's own preprocessing would resolve: here the composite alone is taken out
-    (and the entry dropped, as gradio does); any other value passes through to be checked."""
+    ahead (`accept_blobs`, kept in `drawings`) and then only their id, which gradio's own
+    preprocessing would resolve: here the composite alone is taken out (and let go); any
+    other value passes through to be checked."""
     if isinstance(value, dict) and isinstance(value.get("id"), str) and not value.get("composite"):
-        blobs = sketchpad.blob_storage.pop(value["id"], None)
-        return {"composite": blobs.composite if blobs is not None else None}
+        return {"composite": drawings.take(value["id"])}
     return value
 
 
@@ -214,7 +216,11 @@ class Classify:
                 answers.append(item)
                 continue
             # Each model's latency: the shared decode, then its own pass.
-            answers.append(self._run(*item, True, time.perf_counter() - decode_s))
+            try:
+                answers.append(self._run(*item, True, time.perf_counter() - decode_s))
+            except Exception:  # one model's failure is its row's, not the whole table's
+                traceback.print_exc()
+                answers.append(ZooError(f"{item[0]}: the model failed on this image"))
         return answers
 
     def _decode(self, classifier: Classifier, read: Reader, given: Any) -> torch.Tensor:

@@ -5,11 +5,15 @@ parameter's gradient after `zero_grad()` and after `backward()`, drawn as images
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from PIL import Image
+from torch import nn
 
 from zoo.demo import graphview
 from zoo.demo.intake import shown
@@ -19,6 +23,7 @@ from zoo.specs import ModelSpec
 from zoo.trust.introspect import autograd_nodes, forward_loss, parameter_count, parameter_shapes
 
 NUM_CLASSES = 10
+KEPT_MODELS = 3  # built models kept for the next request
 GRAPH_NODES = 200  # the autograd graph drawn is cut here (a ResNet50's has thousands)
 MAX_FILTERS, MAX_CHANNELS = 16, 8  # the conv filters and input channels drawn
 
@@ -48,26 +53,6 @@ class Inspection:
     graph: str  # SVG in HTML
 
 
-def _spec(registry: Registry, name: Any) -> ModelSpec:
-    """The registered model `name`, or a one-line ZooError naming what the user sent."""
-    if not isinstance(name, str) or name not in registry.models:
-        raise ZooError(f"no model {shown(str(name))!r}: choose one from the list")
-    return registry.model(name)
-
-
-def inspect_model(registry: Registry, name: Any) -> Inspection:
-    """The module tree, parameter table and drawn autograd graph of model `name` (10 classes)."""
-    spec = _spec(registry, name)
-    model = registry.build(spec, num_classes=NUM_CLASSES)
-    shapes = parameter_shapes(model)
-    rows = [[param, str(list(shape)), int(torch.Size(shape).numel())] for param, shape in shapes]
-    summary = f"{len(shapes)} parameter tensors, {parameter_count(model):,} parameters"
-    names = {id(p): param for param, p in model.named_parameters()}
-    nodes = autograd_nodes(forward_loss(model, spec.input), names, max_nodes=GRAPH_NODES)
-    caption = f"The autograd graph of MSELoss({name}(randn), randn): {len(nodes.labels)} nodes"
-    return Inspection(str(model), rows, summary, graphview.svg(nodes, caption))
-
-
 @dataclass
 class Gradients:
     """A parameter's gradient after `zero_grad()` and after `backward()`, drawn, and a line
@@ -78,14 +63,12 @@ class Gradients:
     summary: str
 
 
-def gradient_before_after(registry: Registry, name: Any, parameter: Any) -> Gradients:
-    """`parameter`'s gradient after `zero_grad()` and after `loss.backward()`: per-filter heat
-    maps for a conv weight, a histogram otherwise."""
-    spec = _spec(registry, name)
-    model = registry.build(spec, num_classes=NUM_CLASSES)
+def gradient_before_after(spec: ModelSpec, model: nn.Module, parameter: Any) -> Gradients:
+    """`parameter`'s gradient after `zero_grad()` and after `loss.backward()` of `model`:
+    per-filter heat maps for a conv weight, a histogram otherwise."""
     params = dict(model.named_parameters())
     if not isinstance(parameter, str) or parameter not in params:
-        raise ZooError(f"{name} has no parameter {shown(str(parameter))!r}")
+        raise ZooError(f"{spec.name} has no parameter {shown(str(parameter))!r}")
     loss = forward_loss(model, spec.input)
     loss.backward(retain_graph=True)  # gradient buffers exist, as after an earlier step
     model.zero_grad(set_to_none=False)
@@ -101,6 +84,68 @@ def gradient_before_after(registry: Registry, name: Any, parameter: Any) -> Grad
     title = f"{parameter}.grad"
     before_image = draw(before, f"{title} after zero_grad()")
     return Gradients(before_image, draw(after, f"{title} after backward()"), summary)
+
+
+class Inspector:
+    """The models the Inspect tab shows: only those on offer (the ones `zoo list` shows, and
+    the architectures of the shelf's usable files), each built once with 10 classes when it
+    is within `max_parameters` (counted on the meta device first, nothing allocated), and
+    the last few kept; a model's views are computed one request at a time."""
+
+    def __init__(
+        self, registry: Registry, shelf_models: Callable[[], set[str]], max_parameters: int
+    ) -> None:
+        self.registry = registry
+        self.shelf_models = shelf_models
+        self.max_parameters = max_parameters
+        self._built: OrderedDict[str, tuple[ModelSpec, nn.Module, threading.Lock]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        """The models on offer: `zoo list`'s, then the shelf's others, by name."""
+        listed = [spec.name for spec in self.registry.find()]
+        others = sorted(self.shelf_models() - set(listed))
+        return [*listed, *(name for name in others if name in self.registry.models)]
+
+    def inspect(self, name: Any) -> Inspection:
+        """The module tree, parameter table and drawn autograd graph of model `name`."""
+        spec, model, lock = self._model(name)
+        with lock:
+            shapes = parameter_shapes(model)
+            rows = [[p, str(list(shape)), int(torch.Size(shape).numel())] for p, shape in shapes]
+            summary = f"{len(shapes)} parameter tensors, {parameter_count(model):,} parameters"
+            names = {id(p): param for param, p in model.named_parameters()}
+            loss = forward_loss(model, spec.input)
+            nodes = autograd_nodes(loss, names, max_nodes=GRAPH_NODES)
+        caption = f"The autograd graph of MSELoss({name}(randn), randn): {len(nodes.labels)} nodes"
+        return Inspection(str(model), rows, summary, graphview.svg(nodes, caption))
+
+    def gradients(self, name: Any, parameter: Any) -> Gradients:
+        """`parameter`'s gradient after `zero_grad()` and after `loss.backward()`."""
+        spec, model, lock = self._model(name)
+        with lock:
+            return gradient_before_after(spec, model, parameter)
+
+    def _model(self, name: Any) -> tuple[ModelSpec, nn.Module, threading.Lock]:
+        if not isinstance(name, str) or name not in self.names():
+            raise ZooError(f"no model {shown(str(name))!r}: choose one from the list")
+        with self._lock:
+            if name in self._built:
+                self._built.move_to_end(name)
+                return self._built[name]
+            spec = self.registry.model(name)
+            with torch.device("meta"):
+                count = parameter_count(self.registry.build(spec, num_classes=NUM_CLASSES))
+            if count > self.max_parameters:
+                raise ZooError(
+                    f"{name} has {count / 1e6:,.0f}M parameters, above this demo's budget of "
+                    f"{self.max_parameters / 1e6:,.0f}M (zoo demo --max-params sets it)"
+                )
+            while len(self._built) >= KEPT_MODELS:
+                self._built.popitem(last=False)
+            built = (spec, self.registry.build(spec, num_classes=NUM_CLASSES), threading.Lock())
+            self._built[name] = built
+            return built
 
 
 def draw(grad: torch.Tensor, title: str) -> Image.Image:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import functools
 import html
+import math
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
+import numpy as np
 from PIL import Image
 
 from zoo.demo import cards
@@ -28,6 +30,7 @@ from zoo.demo.examples import Example
 from zoo.demo.intake import Uploads
 from zoo.demo.results import answer_html, compare_html, example_groups
 from zoo.demo.shelf import WeightsShelf, accuracy, describe
+from zoo.demo.sketchpad import Drawings
 from zoo.errors import ZooError
 
 MAX_BATCH_SIZE = 16  # concurrent predictions that share one forward pass
@@ -47,26 +50,45 @@ def error(message: str) -> gr.Error:
 
 
 def guarded(run: Callable[..., Any]) -> Callable[..., Any]:
-    """`run`, with a ZooError shown as a one-line gr.Error and a bug logged here and answered
-    with one line."""
+    """`run`, with a ZooError shown as a one-line gr.Error, a bug logged here and answered
+    with one line, and an answer holding NaN or infinity refused (gradio would send it as
+    null, or as JSON no browser parses). The error is raised outside the handler of the
+    failure, so nothing the failed call built stays referenced through its context."""
 
-    @functools.wraps(run)  # gradio reads the signature (gr.SelectData arguments)
+    @functools.wraps(run)  # gradio reads the signature (gr.EventData arguments)
     def wrapped(*args: Any) -> Any:
         try:
-            return run(*args)
+            answer = run(*args)
         except ZooError as problem:
-            raise error(str(problem)) from None
+            message = str(problem)
         except gr.Error:
             raise
         except Exception:  # a bug, not the user's doing: logged here, one line for the user
             traceback.print_exc()
-            raise error("the server failed on this request") from None
+            message = "the server failed on this request"
+        else:
+            if finite(answer):
+                return answer
+            message = "the answer is not a finite number (the model overflows on this input)"
+        raise error(message)
 
     return wrapped
 
 
+def finite(value: Any) -> bool:
+    """Whether no number in `value` (nested in lists, tuples and dicts) is NaN or infinite."""
+    if isinstance(value, float | np.floating):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(finite(v) for v in value)
+    return True
+
+
 def choices(shelf: WeightsShelf) -> list[tuple[str, str]]:
-    """Short dropdown labels (they fit a phone): the name, its accuracy, "weak" if it is."""
+    """Short dropdown labels (they fit a phone): the name, its accuracy, "weak" if it is;
+    "unusable" for a file that cannot be used (`_about` says why)."""
     choices = []
     for name in shelf.names():
         meta = shelf.meta(name)
@@ -85,6 +107,9 @@ def _about(shelf: WeightsShelf, name: str | None) -> str:
     """A line on the chosen model, with the weak-model warning where it applies."""
     meta = shelf.meta(name) if name in shelf.names() else None
     if meta is None:
+        problem = shelf.problem(name) if name in shelf.names() else None
+        if problem:
+            return f'<p class="weak-model">Unusable: {html.escape(problem)}</p>'
         return "<p>No usable model chosen: `zoo train lenet` makes one.</p>" if name else ""
     text = f'<p class="model-about">{html.escape(describe(meta))}</p>'
     weak = cards.weakness(meta) if "metrics" in meta else None
@@ -129,6 +154,7 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
     model = gr.Dropdown(choices(shelf), value=chosen, label="Model", elem_id="model-choice")
     about = gr.HTML(_about(shelf, chosen))
     source = gr.State(None)  # "image" or "drawing": what the shown answer came from
+    drawings = Drawings()  # the drawings the browser sends ahead of their events
     with gr.Row(equal_height=False):
         with gr.Column(min_width=300):
             with gr.Tab("Image"):
@@ -136,16 +162,18 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
                 image_button = gr.Button("Classify image", variant="primary")
             with gr.Tab("Draw"):
                 sketch = lenient(
-                    gr.Sketchpad(
-                        type="filepath",
-                        format="png",
-                        canvas_size=(280, 280),
-                        brush=gr.Brush(default_size=32, colors=["#000000"], color_mode="fixed"),
-                        eraser=gr.Eraser(default_size=24),
-                        layers=False,
-                        transforms=(),
-                        label="Draw a digit: it is classified as you draw",
-                        elem_id="sketchpad",
+                    drawings.attach(
+                        gr.Sketchpad(
+                            type="filepath",
+                            format="png",
+                            canvas_size=(280, 280),
+                            brush=gr.Brush(default_size=32, colors=["#000000"], color_mode="fixed"),
+                            eraser=gr.Eraser(default_size=24),
+                            layers=False,
+                            transforms=(),
+                            label="Draw a digit: it is classified as you draw",
+                            elem_id="sketchpad",
+                        )
                     )
                 )
         with gr.Column(min_width=300):
@@ -184,7 +212,7 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
     shown = [answer, seen, looked, latency]
 
     def read_sketch(uploads: Uploads, value: Any) -> Image.Image:
-        return read_drawing(uploads, sketch_blobs(sketch, value))
+        return read_drawing(uploads, sketch_blobs(drawings, value))
 
     def from_image(name: Any, given: Any) -> tuple:
         return (*_shown(classify.answer(name, given, read_upload, explaining=True)), "image")
@@ -235,8 +263,8 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
     for group, gallery in galleries.items():
         chosen_examples = [e for e in examples if e.group == group]
 
-        def pick(name: Any, selected: gr.SelectData, group_examples=chosen_examples) -> tuple:
-            example = group_examples[selected.index]  # the server's file, never a client path
+        def pick(name: Any, selected: gr.EventData = None, group_examples=chosen_examples):
+            example = group_examples[_picked(selected, len(group_examples))]  # a server file
             found = classify.answer(name, str(example.path), read_upload, explaining=True)
             shown_image = Image.open(example.path)  # a copy goes to gradio's cache
             return (shown_image, *_shown(found), "image")
@@ -250,6 +278,16 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
         )
     _named_endpoints(classify, model, image, sketch, read_sketch)
     return model
+
+
+def _picked(selected: gr.EventData | None, count: int) -> int:
+    """The index of the example a gallery's select event names, or a ZooError (an API call
+    may send no event data, or any)."""
+    data = selected._data if selected is not None else None  # what gradio got, unchecked
+    index = data.get("index") if isinstance(data, dict) else None
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+        raise ZooError("choose one of the examples shown")
+    return index
 
 
 def _named_endpoints(classify: Classify, model, image, sketch, read_sketch: Reader) -> None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zoo import weights
 from zoo.demo.intake import kind, shown
 from zoo.errors import ZooError
+from zoo.header import DEFAULT_MAX_PARAMETERS
 from zoo.registry import Registry
-from zoo.serving.inference import Classifier
+from zoo.serving.inference import Checked, Classifier
 from zoo.util import threads
 
 IMAGENET_RESNET18 = "imagenet/resnet18"
@@ -40,17 +41,26 @@ def describe(meta: dict[str, Any]) -> str:
 
 
 class WeightsShelf:
-    """The choices of the demo's model dropdowns, and their classifiers, loaded on demand."""
+    """The choices of the demo's model dropdowns, and their classifiers, loaded on demand.
 
-    def __init__(self, registry: Registry, folder: Path) -> None:
+    Each file is checked once per version (its header against the schema, its tensors against
+    the architecture on the meta device, its model within `max_parameters`): what it says, or
+    why it is unusable, is kept until the file changes, and so is its classifier, which is
+    let go when the file changes or leaves the folder."""
+
+    def __init__(
+        self, registry: Registry, folder: Path, max_parameters: int = DEFAULT_MAX_PARAMETERS
+    ) -> None:
         self.registry = registry
         self.folder = Path(folder)
-        self._loaded: dict[str, tuple[float, Classifier]] = {}
+        self.max_parameters = max_parameters
+        self._checked: dict[str, tuple[tuple, Checked | str]] = {}
+        self._loaded: dict[str, tuple[tuple, Classifier | str]] = {}
         self._lock = threading.Lock()
 
     def files(self) -> list[Path]:
-        """The weights files of the folder, by name."""
-        return sorted(self.folder.glob("*.safetensors"))
+        """The weights files of the folder (regular files only), by name."""
+        return sorted(path for path in self.folder.glob("*.safetensors") if path.is_file())
 
     def has_imagenet(self) -> bool:
         """Whether torchvision's ImageNet ResNet18 loads without a download."""
@@ -63,18 +73,19 @@ class WeightsShelf:
         files that cannot be used come last, saying why."""
         usable, unusable = [], []
         for path in self.files():
-            try:
-                usable.append((f"{path.name}: {describe(weights.read_meta(path))}", path.name))
-            except ZooError as error:
-                unusable.append((f"{path.name}: unusable ({error})", path.name))
+            meta = self.meta(path.name)
+            if meta is None:
+                unusable.append((f"{path.name}: unusable ({self.problem(path.name)})", path.name))
+            else:
+                usable.append((f"{path.name}: {describe(meta)}", path.name))
         if self.has_imagenet():
             label = "resnet18, torchvision ImageNet weights (1000 classes)"
             usable.append((label, IMAGENET_RESNET18))
         return usable + unusable
 
     def meta(self, name: str) -> dict[str, Any] | None:
-        """The metadata of an offered model, read from its header (no tensors), or None for a
-        file that cannot be used."""
+        """The checked metadata of an offered model (no tensors read), or None for a file
+        that cannot be used (`problem` says why)."""
         if name == IMAGENET_RESNET18:
             top1 = _imagenet_weights().meta["_metrics"]["ImageNet-1K"]["acc@1"] / 100
             spec = self.registry.model("resnet18").input.to_dict()
@@ -85,10 +96,24 @@ class WeightsShelf:
                 "classes": list(_imagenet_weights().meta["categories"]),
                 "metrics": {"imagenet_top1": top1},
             }
-        try:
-            return weights.read_meta(self.folder / name)
-        except ZooError:
-            return None
+        found = self.checked(name)
+        return found.meta if found is not None else None
+
+    def checked(self, name: str) -> Checked | None:
+        """The file `name` as `Classifier.check` found it (header, spec, parameter count), or
+        None if it cannot be used."""
+        found = self._check(name) if name != IMAGENET_RESNET18 else None
+        return found if isinstance(found, Checked) else None
+
+    def problem(self, name: str) -> str | None:
+        """Why the file `name` cannot be used (one line naming the field), or None."""
+        found = self._check(name) if name != IMAGENET_RESNET18 else None
+        return found if isinstance(found, str) else None
+
+    def architectures(self) -> set[str]:
+        """The models of the usable files on offer (the ImageNet ResNet18's included)."""
+        metas = (self.meta(name) for name in self.names())
+        return {meta["model"] for meta in metas if meta is not None}
 
     def default(self) -> str | None:
         """The most accurate model on offer (by its recorded test accuracy), else the first."""
@@ -97,8 +122,13 @@ class WeightsShelf:
         return max(scored, key=lambda pair: pair[0])[1] if scored else next(iter(names), None)
 
     def names(self) -> list[str]:
-        """The names `choices` offers: the folder's files, and ImageNet's ResNet18 if cached."""
+        """The names `choices` offers: the folder's files, and ImageNet's ResNet18 if cached.
+        What was kept for files no longer there is let go."""
         files = [path.name for path in self.files()]
+        with self._lock:
+            for kept in (self._checked, self._loaded):
+                for gone in set(kept) - {*files, IMAGENET_RESNET18}:
+                    del kept[gone]
         return [*files, IMAGENET_RESNET18] if self.has_imagenet() else files
 
     def get(self, name: Any) -> Classifier:
@@ -108,30 +138,67 @@ class WeightsShelf:
             raise ZooError("choose a model first (no weights found? run `zoo train lenet`)")
         if not isinstance(name, str):
             raise ZooError(f"the model must be a weights file name, not {kind(name)}")
-        unknown = ZooError(f"no weights file {shown(name)!r} in the demo's weights folder")
         if name not in self.names():
-            raise unknown
+            raise ZooError(f"no weights file {shown(name)!r} in the demo's weights folder")
         if name == IMAGENET_RESNET18:
-            return self._cached(name, 0.0, self._imagenet)
+            found = self._cached(self._loaded, name, (), self._imagenet)
+        else:
+            path = self.folder / name
+            found = self._cached(
+                self._loaded,
+                name,
+                _stamp(path),
+                lambda: Classifier.load(self.registry, path, self.max_parameters),
+            )
+        if isinstance(found, str):
+            raise ZooError(found)  # raised afresh: no failed build stays referenced
+        return found
+
+    def _check(self, name: str) -> Checked | str:
         path = self.folder / name
         try:
-            stamp = path.stat().st_mtime
-            return self._cached(name, stamp, lambda: Classifier.load(self.registry, path))
-        except FileNotFoundError:  # removed since it was listed
-            raise unknown from None
-        except ZooError as error:  # its message without the server's path or a cause's text
-            message = str(error).replace(str(path), name).splitlines()[0]
-            raise ZooError(re.sub(r" \([^()]*\)$", "", message)) from None
+            stamp = _stamp(path)
+        except ZooError as gone:
+            return str(gone)
+        return self._cached(
+            self._checked,
+            name,
+            stamp,
+            lambda: Classifier.check(self.registry, path, self.max_parameters),
+        )
 
     def _imagenet(self) -> Classifier:
         return Classifier.imagenet(self.registry, "resnet18", _imagenet_weights())
 
-    def _cached(self, name: str, stamp: float, load) -> Classifier:
+    def _cached(self, kept: dict, name: str, stamp: tuple, make: Callable[[], Any]) -> Any:
+        """What `make()` gave for this version of `name`, or why it failed (its message, fit
+        for the user: the server's path and any cause's text left out)."""
         with self._lock:  # concurrent first requests load a model once
-            cached = self._loaded.get(name)
-            if cached is None or cached[0] != stamp:
-                cached = (stamp, load())
-                classifier = cached[1]
-                threads.settle(classifier.model, threads.example(classifier.input, 1))
-                self._loaded[name] = cached
-            return cached[1]
+            if name in kept and kept[name][0] == stamp:
+                return kept[name][1]
+            kept.pop(name, None)  # the old version goes before the new one is made
+            try:
+                found = make()
+            except ZooError as error:
+                found = _for_user(str(error), str(self.folder / name), name)
+            if isinstance(found, Classifier):
+                threads.settle(found.model, threads.example(found.input, 1))
+            kept[name] = (stamp, found)
+            return found
+
+
+def _stamp(path: Path) -> tuple:
+    """What changes when the file does (or a ZooError if it is gone)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ZooError(
+            f"no weights file {shown(path.name)!r} in the demo's weights folder"
+        ) from None
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
+def _for_user(message: str, path: str, name: str) -> str:
+    """A file's error as the demo shows it: its name for its path, one line, no cause."""
+    message = message.replace(path, name).splitlines()[0]
+    return re.sub(r" \([^()]*\)$", "", message)

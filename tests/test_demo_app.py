@@ -226,7 +226,8 @@ def test_unknown_model_in_inspect(client):
 
 def test_cards(registry, demo_server, tmp_path):
     runs = tmp_path / "runs"
-    card = cards.card(registry, demo_server.weights_dir / LENET, runs)
+    shelf = WeightsShelf(registry, demo_server.weights_dir)
+    card = cards.card(registry, shelf, demo_server.weights_dir / LENET, runs)
     assert "<th>parameters</th><td>61,706</td>" in card.html
     assert re.search(r"<th>test accuracy</th><td>\d+\.\d\d% \(chance: 10.0%\)", card.html)
     assert "<th>epochs</th><td>3</td>" in card.html and "device" not in card.html
@@ -234,16 +235,16 @@ def test_cards(registry, demo_server, tmp_path):
     (runs / "lenet-digits").mkdir(parents=True)
     for name in ("test-reliability.png", "test-confusion.png", "curves.png"):
         Image.new("RGB", (40, 30)).save(runs / "lenet-digits" / name)
-    shown = cards.card(registry, demo_server.weights_dir / LENET, runs).figures
+    shown = cards.card(registry, shelf, demo_server.weights_dir / LENET, runs).figures
     assert [(path.name, caption) for path, caption in shown] == [
         ("curves.png", "Training curves"),
         ("test-confusion.png", "Confusion matrix (test split)"),
         ("test-reliability.png", "Reliability diagram (test split)"),
     ]
-    corrupt = cards.card(registry, demo_server.weights_dir / "corrupt.safetensors", runs)
+    corrupt = cards.card(registry, shelf, demo_server.weights_dir / "corrupt.safetensors", runs)
     assert "Unusable" in corrupt.html
-    unicorn = cards.card(registry, demo_server.weights_dir / "unicorn.safetensors", runs)
-    assert "its plugin is not installed" in unicorn.html
+    unicorn = cards.card(registry, shelf, demo_server.weights_dir / "unicorn.safetensors", runs)
+    assert "Unusable" in unicorn.html and "which no installed plugin provides" in unicorn.html
 
 
 def test_examples_are_the_test_split_digits_and_sample_photos(registry, demo_server):

@@ -425,26 +425,32 @@ def test_explain_refuses_names_not_offered(client, demo_server):
         assert re.search(message, one_line(error.value, demo_server.weights_dir))
 
 
+def _blob(kind: str, content: bytes, blob_id: str = "abc", session: str = "s1", index="null"):
+    """One `accept_blobs` request body, as gradio's component server parses it."""
+    from gradio.data_classes import DataWithFiles
+
+    fields = {"id": blob_id, "type": kind, "index": index, "session_hash": session}
+    return DataWithFiles(data=fields, files=[(f"{kind}.png", content)])
+
+
 def test_a_browser_drawing_is_read_from_its_composite_blob_only():
     """The browser sends the editor's images ahead and then their id: the composite alone is
-    decoded, within its cap, as an upload would be; the stored entry is dropped."""
-    from gradio.components.image_editor import EditorDataBlobs
-
+    kept and decoded, within its cap, as an upload would be; the entry is then dropped."""
     from zoo.demo.classify import EMPTY_DRAWING, MAX_DRAWING_BYTES, read_drawing, sketch_blobs
     from zoo.demo.intake import Uploads
+    from zoo.demo.sketchpad import Drawings
     from zoo.errors import ZooError
 
-    pad = gr.Sketchpad()
-    drawn = io.BytesIO()
+    pad = Drawings()
     canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    blank = encoded(canvas, "PNG")
     ImageDraw.Draw(canvas).line((140, 40, 140, 240), fill="black", width=20)
-    canvas.save(drawn, format="PNG")
-    layer = b"\x89PNG not decoded" * 1000
-    pad.blob_storage["abc"] = EditorDataBlobs(
-        background=layer, layers=[layer], composite=drawn.getvalue()
-    )
+    drawn = encoded(canvas, "PNG")
+    pad.accept_blobs(_blob("background", blank))
+    pad.accept_blobs(_blob("composite", drawn))
+    pad.accept_blobs(_blob("layer", blank, index="0"))
     value = sketch_blobs(pad, {"id": "abc", "background": None, "layers": [], "composite": None})
-    assert value == {"composite": drawn.getvalue()} and "abc" not in pad.blob_storage
+    assert value == {"composite": drawn} and len(pad) == 0
     nowhere = Uploads([])  # no file may be opened on this path
     digit = read_drawing(nowhere, value)
     assert digit.mode == "L" and digit.getpixel((digit.width // 2, digit.height // 2)) > 200
@@ -456,3 +462,119 @@ def test_a_browser_drawing_is_read_from_its_composite_blob_only():
             read_drawing(nowhere, {"composite": composite})
     with pytest.raises(ZooError, match=EMPTY_DRAWING):
         read_drawing(nowhere, sketch_blobs(pad, {"id": "gone", "composite": None}))
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:  # the server runs in this process
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+@pytest.fixture(scope="module")
+def component_server(demo_server):
+    """POST one image to the sketchpad's `accept_blobs`, as the browser does."""
+    import httpx
+
+    config = httpx.get(demo_server.url + "config").json()
+    pad = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "sketchpad")
+    url = demo_server.url + "gradio_api/component_server/"
+    with httpx.Client(timeout=60) as http:
+
+        def post(kind: str, content: bytes, blob_id: str, session: str = "s1", index="null"):
+            fields = {"id": blob_id, "type": kind, "index": index, "session_hash": session}
+            fields |= {"component_id": str(pad), "fn_name": "accept_blobs"}
+            return http.post(url, data=fields, files={"file": ("blob.png", content)})
+
+        post.http, post.url = http, url  # type: ignore[attr-defined]
+        yield post
+
+
+def _noise_png(side: int) -> bytes:
+    pixels = np.random.default_rng(side).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    return encoded(Image.fromarray(pixels), "PNG")
+
+
+@pytest.mark.usefixtures("still_serving")
+def test_accept_blobs_keeps_nothing_for_a_huge_layer_index_or_a_bad_blob(component_server):
+    small = encoded(Image.new("RGBA", (280, 280)), "PNG")
+    before = _rss_mb()
+    for index in (10**7, 10**9, -1, 1, "x"):
+        assert component_server("layer", small, "evil", index=str(index)).status_code == 400
+    assert _rss_mb() - before < 5  # gradio's own grows a list to the index: 76 MB for 10^7
+    deep = encoded(Image.fromarray(np.zeros((7000, 7000), np.uint16)), "PNG")  # 100 kB
+    for kind, content, blob_id, code in (
+        ("composite", deep, "deep", 413),  # refused from its header, never decoded
+        ("composite", b"<svg/>", "text", 400),
+        ("composite", b"\x89PNG" + b"0" * 3_000_000, "big", 413),
+        ("mask", small, "kind", 400),
+        ("composite", small, "../../etc", 400),
+        ("composite", small, "x" * 33, 400),
+    ):
+        assert component_server(kind, content, blob_id).status_code == code, (kind, blob_id)
+    assert _rss_mb() - before < 20
+
+
+@pytest.mark.usefixtures("still_serving")
+def test_accept_blobs_keeps_a_few_drawings_a_session_and_a_bounded_total(component_server):
+    blob = _noise_png(780)  # 1.8 MB, under the 2 MB a blob may be
+    assert 1_500_000 < len(blob) < 2_000_000
+    before = _rss_mb()
+    for i in range(20):  # gradio's own keeps every one, for ever: 36 MB of blobs
+        assert component_server("composite", blob, f"mine{i}").status_code == 200
+    one_session = _rss_mb() - before
+    for i in range(50):  # each from a session of its own: what is kept is capped at 32 MB
+        assert component_server("composite", blob, f"many{i}", session=f"s{i}").status_code == 200
+    many_sessions = _rss_mb() - before
+    print(f"RSS +{one_session:.0f} MB after 20 ids, +{many_sessions:.0f} MB after 50 sessions")
+    assert one_session < 20 and many_sessions < 60  # gradio's own keeps 36 MB, then 126 MB
+
+
+def _many_files(count: int, size: int) -> tuple[bytes, dict[str, str]]:
+    """A multipart accept_blobs body of `count` files of `size` bytes: gradio reads every
+    file of a request into memory (up to 1,000 of max_file_size) before any check."""
+    parts = [
+        f'--b0undary\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in {"id": "many", "type": "composite", "index": "null"}.items()
+    ]
+    chunk = bytes(size)
+    parts += [
+        b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="f.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + chunk + b"\r\n"
+        for _ in range(count)
+    ]
+    body = b"".join(parts) + b"--b0undary--\r\n"
+    return body, {"content-type": "multipart/form-data; boundary=b0undary"}
+
+
+def test_the_component_server_refuses_a_large_body(component_server):
+    http, url = component_server.http, component_server.url
+    body, headers = _many_files(300, 1_000_000)  # gradio alone would hold all 300 MB
+    text = b'{"data": "' + b"x" * 100_000_000 + b'"}'
+    before = _rss_mb()  # the bodies, made above, are the test's own memory
+    assert http.post(url, content=body, headers=headers).status_code == 413
+
+    def streamed():  # no Content-Length: counted as it arrives
+        for start in range(0, len(body), 1 << 16):
+            yield body[start : start + (1 << 16)]
+
+    assert http.post(url, content=streamed(), headers=headers).status_code == 413
+    json_body = {"content-type": "application/json"}
+    assert http.post(url, content=text, headers=json_body).status_code == 413
+    assert _rss_mb() - before < 10  # gradio alone reads all 300 MB first
+
+
+@pytest.mark.usefixtures("still_serving")
+def test_a_drawing_sent_ahead_is_classified_by_its_id(client, component_server):
+    canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    blank = encoded(canvas, "PNG")
+    ImageDraw.Draw(canvas).line((140, 40, 140, 240), fill="black", width=24)
+    for kind, content, index in (
+        ("background", blank, "null"),
+        ("composite", encoded(canvas, "PNG"), "null"),
+        ("layer", blank, "0"),
+    ):
+        assert component_server(kind, content, "k3j5h2l9x0", index=index).status_code == 200
+    value = {"id": "k3j5h2l9x0", "background": None, "layers": [], "composite": None}
+    label, _, _ = client.predict(LENET, value, api_name="/classify_drawing")
+    assert label["label"] in DIGITS
+    with pytest.raises(AppError, match=r"^the sketchpad is empty"):  # taken once, then gone
+        client.predict(LENET, value, api_name="/classify_drawing")

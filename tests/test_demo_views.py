@@ -68,13 +68,14 @@ def test_graph_is_cut_at_max_nodes():
 
 
 def test_gradient_pictures(registry):
-    conv = inspector.gradient_before_after(registry, "lenet", "conv2.weight")
+    inspecting = inspector.Inspector(registry, set, max_parameters=200_000_000)
+    conv = inspecting.gradients("lenet", "conv2.weight")
     assert conv.before.size != conv.after.size or conv.before.tobytes() != conv.after.tobytes()
     assert "every one of its 2,400 values was 0" in conv.summary
-    bias = inspector.gradient_before_after(registry, "lenet", "fc3.bias")
+    bias = inspecting.gradients("lenet", "fc3.bias")
     assert bias.after.size == (495, 270)
     with pytest.raises(Exception, match="lenet has no parameter 'fc9.bias'"):
-        inspector.gradient_before_after(registry, "lenet", "fc9.bias")
+        inspecting.gradients("lenet", "fc9.bias")
 
 
 def test_an_answer_names_its_model_and_file_with_one_decimal():

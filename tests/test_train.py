@@ -209,9 +209,60 @@ def test_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path):
         preexec_fn=small_disk,
     )
     _, err = child.communicate(timeout=120)
-    assert child.returncode == 1 and err.startswith("error: File too large"), err
-    assert err.count("\n") == 1
-    assert list(tmp_path.rglob("*")) == []  # not even an empty run folder
+    assert child.returncode == 1 and err.startswith("error: cannot write "), err
+    assert "last.ckpt: File too large" in err and err.count("\n") == 1
+    assert list(tmp_path.rglob("*")) == []  # not even an empty run folder, nor a lock file
+
+
+def test_a_failed_save_is_one_line_and_resume_writes_the_weights(zoo_cli, tmp_path):
+    """Training ends, but the weights file cannot be written (writes past 300 kB fail, as on
+    a full disk; the head's checkpoint is small, the whole model's weights are not): one
+    line, the checkpoint kept, and `--resume` writes the weights without training again."""
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+    args = ["train", "lenet", "--strategy", "head", "--epochs", "1", "--limit", "200"]
+    args += ["--batch-size", "10", "-q"]
+    child = zoo_process(
+        [*args, *where(tmp_path, "full")], stderr=subprocess.PIPE, preexec_fn=small_disk
+    )
+    _, err = child.communicate(timeout=120)
+    weights = tmp_path / "full.safetensors"
+    assert child.returncode == 1 and err.count("\n") == 1, err
+    assert err.startswith(f"error: cannot write {weights}: File too large; ")
+    assert "--resume to finish the job" in err and not weights.exists()
+    assert not list(tmp_path.glob(".*"))  # no temporary file, no lock left
+    checkpoint = torch.load(tmp_path / "runs" / "full" / FILENAME, weights_only=True)
+    assert checkpoint["epoch"] == 2  # the first epoch is done: none is left to train
+    with one_thread():
+        result = zoo_cli([*args, *where(tmp_path, "full"), "--resume"])
+    assert result.code == 0, result.err
+    assert read_meta(weights)["settings"]["strategy"] == "head"
+
+
+def test_a_second_train_of_the_same_run_is_refused_while_the_first_runs(zoo_cli, tmp_path):
+    first = zoo_process([*LONG_RUN, *where(tmp_path, "shared")], stderr=subprocess.PIPE)
+    checkpoint = tmp_path / "runs" / "shared" / FILENAME
+    deadline = time.monotonic() + 60
+    while not checkpoint.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        quick = ["train", "lenet", "--epochs", "1", "--limit", "50", "--batch-size", "10", "-q"]
+        second = zoo_cli([*quick, *where(tmp_path, "shared")])
+        assert first.poll() is None, "the first run ended before the second started"
+        assert second.code == 1 and second.err.count("\n") == 1, second.err
+        assert second.err.startswith(f"error: {tmp_path / 'shared.safetensors'} is in use by ")
+        assert f"another zoo train (pid {first.pid}); wait for it" in second.err
+        saved = torch.load(checkpoint, weights_only=True)  # still the first run's
+        assert saved["config"]["epochs"] == LONG["epochs"]
+    finally:
+        first.kill()  # kill -9: the kernel lets go of its locks
+        first.wait(timeout=60)
+    with one_thread():
+        assert zoo_cli([*quick, *where(tmp_path, "shared")]).code == 0
+    assert not list(tmp_path.glob(".*")) and not list((tmp_path / "runs").glob(".*"))
 
 
 def test_vgg16_head_trains_on_cached_features_and_saves_the_whole_model(

@@ -5,6 +5,9 @@ in the header metadata. Writes are atomic; loading never unpickles untrusted dat
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,13 +17,15 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from zoo import __version__
+from zoo import header as header_schema
 from zoo.errors import ZooError
 from zoo.specs import InputSpec
 from zoo.util.files import atomic_write
 
 FORMAT = "zoo.weights/1"
 REQUIRED = ("model", "classes", "input")
-EXTRA = "zoo."  # tensors under this prefix are zoo's (the unknown-input detector), not the model's
+EXTRA = header_schema.EXTRA  # tensors under this prefix are zoo's (the unknown-input detector)
+MAX_HEADER_BYTES = 16_000_000  # safetensors' own limit is 100 MB, all parsed before a check
 
 
 def save(
@@ -43,13 +48,35 @@ def save(
     header = {key: json.dumps(value) for key, value in meta.items()}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors |= {EXTRA + k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()}
-    return atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=header))
+    return atomic_write(Path(path), lambda tmp: _save_file(tensors, tmp, header))
+
+
+def _save_file(tensors: dict[str, torch.Tensor], path: Path, header: dict[str, str]) -> None:
+    """safetensors' `save_file`, its write errors (a full disk) raised as the OSError they are."""
+    try:
+        save_file(tensors, path, metadata=header)
+    except SafetensorError as error:
+        code = re.search(r"os error (\d+)", str(error))
+        if code is None:
+            raise
+        number = int(code.group(1))
+        raise OSError(number, os.strerror(number), str(path)) from None
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """The metadata of a zoo weights file, without reading its tensors."""
+    """The metadata of a zoo weights file, checked against `zoo.header`'s schema, without
+    reading its tensors."""
     with _open(path) as f:
         return _decode(path, f.metadata())
+
+
+def read_header(path: str | Path) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    """The checked metadata of a zoo weights file and the shape of each of its tensors (those
+    under `EXTRA` included), read from the header alone."""
+    with _open(path) as f:
+        meta = _decode(path, f.metadata())
+        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    return meta, shapes
 
 
 def read(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -79,14 +106,35 @@ def input_spec(meta: dict[str, Any]) -> InputSpec:
     return InputSpec.from_dict(meta["input"])
 
 
+def check_finite(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
+    """A ZooError naming the first floating-point tensor that holds NaN or infinity."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ZooError(f"{path}: tensor {name} holds NaN or infinite values")
+
+
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:
     """Load `state` (less zoo's `EXTRA` tensors, as a plain safetensors reader sees them) into
     `model` strictly, or raise a ZooError naming the first mismatches."""
     state = _model_tensors(state)
-    problems = _mismatches(model.state_dict(), state)
+    problems = header_schema.mismatches(shapes_of(model.state_dict()), shapes_of(state))
     if problems:
-        raise _misfit(path, list(problems.values()))
+        raise header_schema.misfit(path, list(problems.values()))
     model.load_state_dict(state)
+
+
+def check_fitting(
+    model: torch.nn.Module, shapes: dict[str, tuple[int, ...]], head: str, path: str | Path
+) -> set[str]:
+    """The names of `model`'s tensors that the file's tensors (by `shapes`, less `EXTRA`
+    ones) do not fit; a ZooError if any of them lies outside the `head` module (an ImageNet
+    classifier, another class count): what `load_fitting` loads, known before any is read."""
+    shapes = {k: v for k, v in shapes.items() if not k.startswith(EXTRA)}
+    problems = header_schema.mismatches(shapes_of(model.state_dict()), shapes)
+    outside = header_schema.outside(problems, head)
+    if outside:
+        raise header_schema.misfit(path, outside)
+    return set(problems)
 
 
 def load_fitting(
@@ -94,50 +142,35 @@ def load_fitting(
 ) -> list[str]:
     """Load every tensor of `state` (less `EXTRA` ones) that fits `model`; return the names of
     the model's tensors that keep their fresh initialisation because the file's do not fit (or
-    are missing).
-
-    Only tensors inside the `head` module (an ImageNet classifier, another class count) may
-    differ: a mismatch anywhere else is a ZooError.
-    """
+    are missing). Only tensors inside the `head` module may differ (`check_fitting`)."""
     state = _model_tensors(state)
-    problems = _mismatches(model.state_dict(), state)
-    outside = [text for key, text in problems.items() if not _inside(key, head)]
-    if outside:
-        raise _misfit(path, outside)
+    problems = check_fitting(model, shapes_of(state), head, path)
     model.load_state_dict({k: v for k, v in state.items() if k not in problems}, strict=False)
     return [key for key in model.state_dict() if key in problems]
+
+
+def shapes_of(tensors: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape, by name."""
+    return {k: tuple(v.shape) for k, v in tensors.items()}
 
 
 def _model_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if not k.startswith(EXTRA)}
 
 
-def _mismatches(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> dict:
-    """What does not fit, by tensor name: missing, unexpected or of another shape."""
-    problems = {k: f"missing {k}" for k in expected if k not in state}
-    problems |= {k: f"unexpected {k}" for k in state if k not in expected}
-    problems |= {
-        k: f"{k} is {tuple(v.shape)} in the file but {tuple(expected[k].shape)} in the model"
-        for k, v in state.items()
-        if k in expected and v.shape != expected[k].shape
-    }
-    return problems
-
-
-def _inside(key: str, module: str) -> bool:
-    return key == module or key.startswith(f"{module}.")
-
-
-def _misfit(path: str | Path, problems: list[str]) -> ZooError:
-    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-    return ZooError(f"{path} does not fit the model: {'; '.join(problems[:3])}{more}")
-
-
 def _open(path: str | Path):
-    """safe_open, with the errors of a user's file turned into one-line ZooErrors."""
-    if not Path(path).is_file():
+    """safe_open, with the errors of a user's file turned into one-line ZooErrors; a header
+    over `MAX_HEADER_BYTES` is refused from its length before it is read."""
+    if not Path(path).is_file():  # a FIFO or a device is never opened
         raise ZooError(f"{path}: no such weights file")
     try:
+        with open(path, "rb") as file:
+            length = int.from_bytes(file.read(8), "little")
+        if length > MAX_HEADER_BYTES:
+            raise ZooError(
+                f"{path}: not a valid safetensors file (a header of {length:,} bytes, "
+                f"more than {MAX_HEADER_BYTES:,})"
+            )
         return safe_open(str(path), framework="pt")
     except (SafetensorError, OSError, ValueError) as error:
         cause = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -145,14 +178,29 @@ def _open(path: str | Path):
 
 
 def _decode(path: str | Path, header: dict[str, str] | None) -> dict[str, Any]:
+    """The header's values, JSON-decoded (no NaN or Infinity) and checked."""
     header = header or {}
     if header.get("format") != json.dumps(FORMAT):
         raise ZooError(f"{path}: a safetensors file, but not a zoo weights file (no zoo metadata)")
-    try:
-        meta = {key: json.loads(value) for key, value in header.items()}
-    except json.JSONDecodeError as error:
-        raise ZooError(f"{path}: corrupt zoo metadata ({error})") from None
+    meta = {}
+    for key, value in header.items():
+        try:
+            meta[key] = json.loads(value, parse_constant=_not_a_number, parse_float=_finite)
+        except (ValueError, RecursionError) as error:
+            cause = "nested too deeply" if isinstance(error, RecursionError) else error
+            raise ZooError(f"{path}: {key} is not valid JSON: {cause}") from None
     missing = [key for key in REQUIRED if key not in meta]
     if missing:
         raise ZooError(f"{path}: zoo metadata lacks {', '.join(missing)}")
-    return meta
+    return header_schema.check(path, meta)
+
+
+def _not_a_number(word: str) -> float:
+    raise ValueError(f"{word} is not a number JSON allows")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} overflows")
+    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from rich.markup import escape
 from zoo.cli.app import ImageFiles, JsonLines, WeightsFile, app, registry
 from zoo.cli.output import err, out, print_ranked, warn
 from zoo.errors import ZooError
+from zoo.header import DEFAULT_MAX_PARAMETERS
 from zoo.training.config import default_run_name
 from zoo.util.paths import expand
 
@@ -35,8 +37,15 @@ def demo(
             "always load) [$ZOO_LOAD_PLUGINS, else all].",
         ),
     ] = None,
+    max_params: Annotated[
+        str,
+        typer.Option(
+            metavar="N", help="The largest model built, in parameters (200M, 1.5G, 5000000)."
+        ),
+    ] = f"{DEFAULT_MAX_PARAMETERS // 1_000_000}M",
 ) -> None:
     """Serve the Gradio demo for the trained weights."""
+    budget = parameter_count(max_params, "--max-params")
     from zoo.demo.app import launch
 
     if threads:
@@ -44,7 +53,19 @@ def demo(
 
         fix(threads)
 
-    launch(registry(plugins), weights_dir, host=host, port=port, share=share)
+    launch(registry(plugins), weights_dir, host=host, port=port, share=share, max_parameters=budget)
+
+
+def parameter_count(text: str, option: str) -> int:
+    """A count such as 200M, 1.5G or 5000000 as a whole number; a ZooError otherwise."""
+    scale = {"K": 1e3, "M": 1e6, "G": 1e9}.get(text[-1:].upper(), 1)
+    try:
+        value = float(text[:-1] if scale != 1 else text) * scale
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 1:
+        raise ZooError(f"{option} must be a count of parameters such as 200M, not {text!r}")
+    return int(value)
 
 
 @app.command("export")

@@ -24,6 +24,7 @@ from zoo.specs import InputSpec
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 MAX_PIXELS = 50_000_000  # images are refused above this from their header (10000x10000 is 100M)
 MAX_SIDE = 65_535  # the largest side read (JPEG's own limit)
+REDUCE_ROWS = 256  # rows of an image reduced at a time
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 
 
@@ -84,13 +85,17 @@ def _resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
-def pil_to_uint8(image: Image.Image, channels: int, size: int | None = None) -> torch.Tensor:
+def pil_to_uint8(
+    image: Image.Image, channels: int, size: int | None = None, fit: int | None = None
+) -> torch.Tensor:
     """A PIL image of any mode -> uint8 (C, H, W) with `channels` channels.
 
     Transparency is flattened onto white, 16-bit and CMYK images are converted, EXIF rotation
     applied. With `size`, the centre square that `prepare` keeps is cropped first, and a large
     one box-reduced to a few times `size` (a cheap, exact-enough shortcut before the
-    antialiased resize in `prepare`): no conversion touches more than that square.
+    antialiased resize in `prepare`); with `fit`, the whole image is box-reduced until its
+    longer side is under four times `fit`. Either way the reduction comes before any conversion to
+    a wider mode, so no step costs much more than the decoded image, whatever its bit depth.
     """
     if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # else no copy is made
         image = ImageOps.exif_transpose(image)
@@ -98,22 +103,25 @@ def pil_to_uint8(image: Image.Image, channels: int, size: int | None = None) -> 
         side = min(image.size)
         left, top = (image.width - side) // 2, (image.height - side) // 2
         image = image.crop((left, top, left + side, top + side))
-    if image.mode.startswith("I;16"):  # modes that Image.reduce refuses
-        image = image.convert("I")
-    elif image.mode == "1":
+    if image.mode == "1":
         image = image.convert("L")
     elif image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     elif image.mode == "LAB":  # CIELAB (TIFF): PIL converts it only through littleCMS
         image = ImageCms.applyTransform(image, _lab_to_srgb())
+    deep = image.mode.startswith("I") or image.mode == "F"  # 16- and 32-bit grey
+    top = 65535.0 if image.mode != "F" and deep and image.getextrema()[1] > 255 else 255.0
+    factor = 1
     if size and min(image.size) >= 4 * size:
-        image = image.reduce(min(image.size) // (2 * size))
-    if image.mode == "I":
+        factor = min(image.size) // (2 * size)
+    elif fit and max(image.size) >= 4 * fit:
+        factor = max(image.size) // (2 * fit)
+    if factor > 1:
+        image = _box_reduce(image, factor)
+    if deep:
         array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if array.max() > 255 else 255.0
-        image = Image.fromarray((array / top * 255).round().astype(np.uint8), mode="L")
-    elif image.mode == "F":
-        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), mode="L")
+        scaled = array / top * 255 if image.mode != "F" else array
+        image = Image.fromarray(np.clip(scaled, 0, 255).round().astype(np.uint8), mode="L")
     if image.mode in ("RGBA", "LA", "PA"):
         rgba = image.convert("RGBA")
         image = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -122,6 +130,24 @@ def pil_to_uint8(image: Image.Image, channels: int, size: int | None = None) -> 
     array = np.asarray(image, dtype=np.uint8)
     tensor = torch.from_numpy(array.copy())
     return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1).contiguous()
+
+
+def _box_reduce(image: Image.Image, factor: int) -> Image.Image:
+    """`image` with each `factor` x `factor` block averaged, in its own mode, a strip of rows
+    at a time: PIL reduces an RGBA image through a premultiplied copy of the whole of it, and
+    16-bit modes only through a box resize."""
+    width, height = -(-image.width // factor), -(-image.height // factor)
+    out = Image.new(image.mode, (width, height))
+    rows = factor * max(1, REDUCE_ROWS // factor)  # whole blocks of rows
+    for top in range(0, image.height, rows):
+        strip = image.crop((0, top, image.width, min(top + rows, image.height)))
+        if image.mode.startswith("I;16"):
+            size = (width, -(-strip.height // factor))
+            reduced = strip.resize(size, Image.Resampling.BOX)
+        else:
+            reduced = strip.reduce(factor)
+        out.paste(reduced, (0, top // factor))
+    return out
 
 
 @functools.cache

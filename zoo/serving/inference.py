@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from PIL import Image
 from torch import nn
 
-from zoo import weights
+from zoo import header, weights
 from zoo.data.preprocess import pil_to_uint8, prepare, reduce_uint8, resize_uint8
 from zoo.errors import ZooError
 from zoo.registry import Registry
@@ -26,6 +26,14 @@ class Predictions:
 
     probabilities: torch.Tensor
     unknown: torch.Tensor
+
+
+class Checked(NamedTuple):
+    """A weights file that passed `Classifier.check`: its header, model spec and size."""
+
+    meta: dict[str, Any]
+    spec: ModelSpec
+    parameters: int
 
 
 if TYPE_CHECKING:
@@ -47,9 +55,14 @@ class Classifier:
     detector: UnknownDetector | None = field(default=None, repr=False)
 
     @classmethod
-    def load(cls, registry: Registry, path: str | Path) -> Classifier:
-        """Build the model a weights file names and load its state, or raise a ZooError."""
-        state, meta = weights.read(path)
+    def check(
+        cls, registry: Registry, path: str | Path, max_parameters: int | None = None
+    ) -> Checked:
+        """The checked header of a weights file, its model's spec and size, or a ZooError: the
+        header against `zoo.header`'s schema, then the file's tensors against the
+        architecture built on the meta device (within `max_parameters` if given), so that a
+        file that does not fit is refused before its model is built or a tensor is read."""
+        meta, shapes = weights.read_header(path)
         if not registry.provides(meta["model"]):
             skipped = [p.name for p in registry.plugins if p.skipped]
             which = "no installed plugin provides"
@@ -60,7 +73,29 @@ class Classifier:
                 f"which {which}"
             )
         spec = registry.model(meta["model"])
-        model = registry.build(spec, num_classes=len(meta["classes"]))
+        classes = len(meta["classes"])
+        parameters = header.check_model(
+            path,
+            meta,
+            lambda: registry.build(spec, num_classes=classes),
+            shapes,
+            spec.head,
+            max_parameters,
+        )
+        return Checked(meta, spec, parameters)
+
+    @classmethod
+    def load(
+        cls, registry: Registry, path: str | Path, max_parameters: int | None = None
+    ) -> Classifier:
+        """Build the model a weights file names and load its state, once `check` has passed
+        and its tensors are finite; or raise a ZooError."""
+        meta, spec, _ = cls.check(registry, path, max_parameters)
+        classes = list(meta["classes"])
+        state, _ = weights.read(path)
+        extra = weights.read_extra(path)
+        weights.check_finite(path, state | {weights.EXTRA + k: v for k, v in extra.items()})
+        model = registry.build(spec, num_classes=len(classes))
         weights.load_state(model, state, path)
         model.eval().to(memory_format=torch.channels_last)
         return cls(
@@ -68,10 +103,10 @@ class Classifier:
             model,
             meta,
             weights.input_spec(meta),
-            list(meta["classes"]),
+            classes,
             spec,
             float(meta.get("calibration", {}).get("temperature", 1.0)),
-            UnknownDetector.from_file(meta, weights.read_extra(path)),
+            UnknownDetector.from_file(meta, extra),
         )
 
     @classmethod

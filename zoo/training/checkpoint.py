@@ -7,14 +7,15 @@ safetensors: loading never runs code from a file. Checkpoints are written atomic
 from __future__ import annotations
 
 import io
+import json
 import zlib
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors import SafetensorError, safe_open
 
+from zoo import weights
 from zoo.errors import ZooError
 from zoo.util.files import atomic_write
 
@@ -54,17 +55,30 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+def read_state_dict(
+    path: str | Path, model: torch.nn.Module | None = None, head: str = ""
+) -> dict[str, torch.Tensor]:
     """A state dict from any .safetensors file, or from a .pth/.pt/.ckpt file holding one
-    (plain, or under a "state_dict" or "model" key, as training scripts save them)."""
+    (plain, or under a "state_dict" or "model" key, as training scripts save them).
+
+    A zoo weights file's header is checked as every command checks it (`zoo.header`); with
+    `model`, a safetensors file's tensors are checked against the model's from the header
+    alone (only those inside `head` may differ), and only the fitting ones are read."""
     path = Path(path)
     if not path.is_file():
         raise ZooError(f"{path}: no such file")
     if path.suffix == ".safetensors":
         try:
-            return load_file(path)
+            with safe_open(str(path), framework="pt") as f:
+                zoo_file = (f.metadata() or {}).get("format") == json.dumps(weights.FORMAT)
+                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
         except (SafetensorError, OSError) as error:
             raise ZooError(f"{path}: not a valid safetensors file ({error})") from None
+        if zoo_file:
+            weights.read_meta(path)
+        misfits = weights.check_fitting(model, shapes, head, path) if model else set()
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in shapes if k not in misfits}
     state = _torch_load(path)
     if isinstance(state, dict):
         wrapped = [state[k] for k in ("state_dict", "model") if isinstance(state.get(k), dict)]

@@ -12,6 +12,7 @@ from dataclasses import Field, asdict, dataclass, fields, replace
 from typing import Any
 
 from zoo.errors import ZooError
+from zoo.header import MAX_INPUT_SIZE
 from zoo.specs import InputSpec, ModelSpec, TrainDefaults, option
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -65,6 +66,8 @@ class TrainConfig(TrainDefaults):
         for name in ("epochs", "batch_size", "limit", "image_size", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ZooError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.image_size is not None and self.image_size > MAX_INPUT_SIZE:
+            raise ZooError(f"--image-size must be at most {MAX_INPUT_SIZE} (as weights files)")
         if self.lr <= 0:
             raise ZooError("--lr must be positive")
         if self.weight_decay < 0:

@@ -10,6 +10,7 @@ shard and rank 0 evaluates and writes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -59,8 +60,10 @@ from zoo.trust.metrics import (
     predicted_labels,
 )
 from zoo.util import threads
+from zoo.util.locks import exclusive
 from zoo.weights import load_fitting, save
 
+ONE_WRITER = "wait for it to finish, or choose another --run-name"
 MIN_STEPS = 20  # a default batch size leaves at least this many steps an epoch
 FEW_STEPS = 4  # a chosen one that leaves fewer gets a warning
 
@@ -97,17 +100,36 @@ def train(
     started = time.perf_counter()
     ctx = distributed.setup(config.device)
     try:
-        if ctx.is_main:
-            _check_writable(out.parent)
-            if run_dir is not None:
-                _check_writable(run_dir)
-        run = _Run(registry, spec, config, ctx, run_dir, resume, frozenset(given), progress)
-        accuracy = run.train_epochs(progress and ctx.is_main)
-        path = run.finish(out) if ctx.is_main else None
+        with contextlib.ExitStack() as writing:
+            if ctx.is_main:
+                _check_writable(out.parent)
+                if run_dir is not None:
+                    _check_writable(run_dir)
+                for target in (out, run_dir) if run_dir is not None else (out,):
+                    writing.enter_context(exclusive(target, "zoo train", ONE_WRITER))
+            run = _Run(registry, spec, config, ctx, run_dir, resume, frozenset(given), progress)
+            try:
+                accuracy = run.train_epochs(progress and ctx.is_main)
+                path = run.finish(out) if ctx.is_main else None
+            except OSError as error:  # a full disk, a folder gone: the checkpoint stays
+                raise ZooError(_write_failure(error, run_dir)) from None
         ctx.barrier()  # the processes leave together, so gloo's connections close cleanly
     finally:
         ctx.close()
     return TrainResult(path, accuracy, time.perf_counter() - started, run_dir)
+
+
+def _write_failure(error: OSError, run_dir: Path | None) -> str:
+    """One line on a failed write, and how `--resume` finishes the job from the checkpoint."""
+    where = f" {error.filename}" if error.filename else ""
+    message = f"cannot write{where}: {error.strerror or error}"
+    checkpoint = run_dir / FILENAME if run_dir is not None else None
+    if checkpoint is not None and checkpoint.is_file():
+        message += (
+            f"; {checkpoint} keeps the last finished epoch: free some space and run the same "
+            "zoo train with --resume to finish the job"
+        )
+    return message
 
 
 def freeze_frozen_norms(model: nn.Module) -> None:
@@ -452,7 +474,8 @@ def _build(registry: Registry, spec: ModelSpec, config: TrainConfig, classes: in
     fit: a head for other classes starts anew)."""
     model = registry.build(spec, num_classes=classes, pretrained=config.pretrained)
     if config.init_from:
-        fresh = load_fitting(model, read_state_dict(config.init_from), spec.head, config.init_from)
+        state = read_state_dict(config.init_from, model, spec.head)
+        fresh = load_fitting(model, state, spec.head, config.init_from)
         if fresh:
             warnings.warn(
                 f"--init-from {config.init_from}: skipped {', '.join(fresh)} (the head for "

@@ -12,7 +12,8 @@ from zoo.errors import ZooError
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
-    """Call `write(tmp)` with a temporary path beside `path`, then rename it into place.
+    """Call `write(tmp)` with a temporary path beside `path`, then rename it into place; an
+    OSError names `path`, not the temporary file.
 
     A ZooError if `write` wrote another name than `tmp` (`np.savez`, for one, adds `.npz`).
     """
@@ -25,9 +26,11 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
             _refuse_other_name(tmp, path)
         os.chmod(tmp, 0o666 & ~_umask())  # some writers create 0600 files
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         for written in (tmp, *path.parent.glob(f"{glob.escape(tmp.name)}?*")):
             Path(written).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename in (None, tmp, str(tmp)):
+            error.filename = str(path)  # the file the user knows of
         raise
     return path
 
