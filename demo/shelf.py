@@ -13,8 +13,9 @@ from zoo.demo.intake import kind, shown
 from zoo.errors import ZooError
 from zoo.header import DEFAULT_MAX_PARAMETERS
 from zoo.registry import Registry
-from zoo.serving.inference import Checked, Classifier
+from zoo.serving.inference import Classifier
 from zoo.util import threads
+from zoo.weights import Checked, check_file
 
 IMAGENET_RESNET18 = "imagenet/resnet18"
 
@@ -100,7 +101,7 @@ class WeightsShelf:
         return found.meta if found is not None else None
 
     def checked(self, name: str) -> Checked | None:
-        """The file `name` as `Classifier.check` found it (header, spec, parameter count), or
+        """The file `name` as `weights.check_file` found it (header, spec, parameter count), or
         None if it cannot be used."""
         found = self._check(name) if name != IMAGENET_RESNET18 else None
         return found if isinstance(found, Checked) else None
@@ -164,7 +165,7 @@ class WeightsShelf:
             self._checked,
             name,
             stamp,
-            lambda: Classifier.check(self.registry, path, self.max_parameters),
+            lambda: check_file(self.registry, path, self.max_parameters),
         )
 
     def _imagenet(self) -> Classifier:

@@ -61,7 +61,8 @@ def predict_files(
     batch_size: int = 32,
     amp: bool = False,
 ) -> Iterator[tuple[Path, Answer | ZooError]]:
-    """Each file with its `Answer`, or the error that made it unreadable."""
+    """Each file with its `Answer`, or the error that made it unreadable (or its answer not
+    finite: a model whose logits overflow)."""
 
     def decode(path: Path) -> Decoded:
         try:
@@ -77,12 +78,17 @@ def predict_files(
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
                     predictions = classifier.predict(prepare(torch.stack(images), classifier.input))
                 answers = [
-                    Answer(classifier.top(p, k), bool(u))
+                    Answer(classifier.top(p, k), bool(u)) if bool(p.isfinite().all()) else None
                     for p, u in zip(predictions.probabilities, predictions.unknown, strict=True)
                 ]
             tops = iter(answers)
             for path, image in batch:
-                yield path, next(tops) if isinstance(image, torch.Tensor) else image
+                if not isinstance(image, torch.Tensor):
+                    yield path, image
+                elif (answer := next(tops)) is None:  # overflowing logits: no JSON NaN
+                    yield path, ZooError(f"{path}: the model's answer is not a finite number")
+                else:
+                    yield path, answer
 
 
 def _decoded_batches(
