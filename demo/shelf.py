@@ -76,7 +76,8 @@ class WeightsShelf:
         for path in self.files():
             meta = self.meta(path.name)
             if meta is None:
-                unusable.append((f"{path.name}: unusable ({self.problem(path.name)})", path.name))
+                why = (self.problem(path.name) or "").removeprefix(path.name).lstrip(": ")
+                unusable.append((f"{path.name}: unusable ({why})", path.name))
             else:
                 usable.append((f"{path.name}: {describe(meta)}", path.name))
         if self.has_imagenet():

@@ -198,7 +198,7 @@ def check_model(
     if max_parameters is not None and parameters > max_parameters:
         raise ZooError(
             f"{path}: {meta['model']} has {_millions(parameters)} parameters, above this "
-            f"demo's budget of {_millions(max_parameters)} (zoo demo --max-params sets it)"
+            f"demo's budget of {_millions(max_parameters)}: zoo demo --max-params sets it"
         )
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     _check_shapes(path, meta, expected, {k: v for k, v in shapes.items() if k[:4] != EXTRA}, head)
@@ -212,7 +212,10 @@ def check_model(
             if tuple(shapes.get(name, ())) != want:
                 got = shapes.get(name)
                 found = f"is {tuple(got)}" if got is not None else "is missing"
-                raise ZooError(f"{path}: tensor {name} {found}; the detector needs {want}")
+                raise ZooError(
+                    f"{path}: tensor {name} {found}; the detector needs {want} "
+                    f"({size[0]} classes, {size[1]} features at {layer})"
+                )
     return parameters
 
 
