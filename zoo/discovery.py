@@ -85,7 +85,7 @@ def load_plugins(dirs: Iterable[Path] = ()) -> tuple[pluggy.PluginManager, list[
         if not folder.is_dir():
             warnings.warn(f"plugin folder {folder} does not exist", PluginWarning, 2)
             continue
-        for path in sorted(folder.glob("*.py")):
+        for path in sorted(p for p in folder.glob("*.py") if p.is_file()):  # no FIFO
             register(str(path), "file", lambda p=path: _import_file(p))
     return pm, infos
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from zoo.util.files import read_json
 
 CACHE_VARIABLE = "ZOO_CACHE"
 MAX_BYTES = 16_000_000  # a catalog file read at most (timm's is 0.2 MB)
@@ -42,7 +43,7 @@ def cached(key: str, compute: Callable[[], Any], check: Callable[[Any], None] | 
     KeyError). A file that fails is named in a warning and rebuilt."""
     path = catalog_dir() / "catalog" / f"{re.sub(r'[^A-Za-z0-9._+-]', '_', key)}.json"
     try:
-        data = _read(path)
+        data = read_json(path, MAX_BYTES)
         if check is not None:
             check(data)
         return data
@@ -60,24 +61,3 @@ def cached(key: str, compute: Callable[[], Any], check: Callable[[Any], None] | 
     except OSError:
         pass  # a read-only home: compute again next time
     return data
-
-
-def _read(path: Path) -> Any:
-    """The JSON of a regular file of at most `MAX_BYTES`, opened without blocking."""
-    info = os.stat(path)  # an OSError when there is none yet
-    if not stat.S_ISREG(info.st_mode):
-        raise ValueError("not a regular file")
-    if info.st_size > MAX_BYTES:
-        raise ValueError(f"{info.st_size:,} bytes, more than {MAX_BYTES:,}")
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the stat
-            raise ValueError("not a regular file")
-        text = file.read(MAX_BYTES + 1)
-    if len(text) > MAX_BYTES:
-        raise ValueError(f"more than {MAX_BYTES:,} bytes")
-    return json.loads(text, parse_constant=_not_json)
-
-
-def _not_json(word: str) -> Any:
-    raise ValueError(f"{word} is not JSON")
