@@ -744,3 +744,34 @@ def test_malformed_files_are_shown_unusable_and_the_rest_keeps_working(
     print(f"RSS +{grown:.0f} MB")  # parsing the million class names is most of it
     assert grown < 400  # nothing large was built: ViT-Large alone is 1.2 GB
     build_app(registry, demo_server.weights_dir, examples_dir=demo_server.examples_dir)  # starts
+
+
+def test_the_shelf_checks_a_file_once_and_lets_its_model_go_with_it(
+    registry, tmp_path, lenet_weights
+):
+    import gc
+    import shutil
+    import weakref
+
+    from tests.malformed import write_malformed
+    from zoo.demo.shelf import WeightsShelf
+    from zoo.errors import ZooError
+
+    shutil.copy(lenet_weights, tmp_path / LENET)
+    write_malformed(tmp_path, lenet_weights, ["vit-over-lenet", "nan-detector"])
+    shelf = WeightsShelf(registry, tmp_path)
+    for name in ("vit-over-lenet.safetensors", "nan-detector.safetensors"):
+        timings = []
+        for _ in range(3):  # found once (ViT-Large counted on the meta device), then known
+            started = time.perf_counter()
+            with pytest.raises(ZooError) as refused:
+                shelf.get(name)
+            timings.append(time.perf_counter() - started)
+            assert refused.value.__context__ is None  # no failed build referenced through it
+        assert max(timings[1:]) < 0.05, timings
+    model = weakref.ref(shelf.get(LENET).model)
+    assert shelf.get(LENET).model is model()  # loaded once
+    (tmp_path / LENET).unlink()
+    assert LENET not in shelf.names()
+    gc.collect()
+    assert model() is None  # freed with its file
