@@ -49,7 +49,7 @@ HEADERS: dict[str, tuple[dict, str]] = {
     "temperature-0": ({"calibration": {"temperature": 0}}, "calibration.temperature is 0"),
     "temperature-negative": (
         {"calibration": {"temperature": -1}},
-        "calibration.temperature is -1; it must be from 1e-06 to 1e+06",
+        r"calibration.temperature is -1; it must be from 1e-06 to 1e\+06",
     ),
     "temperature-text": (
         {"calibration": {"temperature": "1.5"}},
