@@ -79,7 +79,7 @@ def figures(run: Path) -> list[tuple[Path, str]]:
     """The PNGs `zoo train` wrote into the run folder, with captions: the known ones first."""
     if not run.is_dir():
         return []
-    found = {path.name: path for path in sorted(run.glob("*.png"))}
+    found = {path.name: path for path in sorted(run.glob("*.png")) if path.is_file()}
     known = [(found.pop(name), caption) for name, caption in FIGURES.items() if name in found]
     return known + [(path, _caption(path)) for path in found.values()]
 

@@ -139,7 +139,7 @@ class Inspector:
             if count > self.max_parameters:
                 raise ZooError(
                     f"{name} has {count / 1e6:,.0f}M parameters, above this demo's budget of "
-                    f"{self.max_parameters / 1e6:,.0f}M (zoo demo --max-params sets it)"
+                    f"{self.max_parameters / 1e6:,.0f}M: zoo demo --max-params sets it"
                 )
             while len(self._built) >= KEPT_MODELS:
                 self._built.popitem(last=False)

@@ -41,6 +41,7 @@ PREDICTION = {"concurrency_id": "predict", "concurrency_limit": MAX_BATCH_SIZE}
 # opens what is due; gradio decodes nothing, no editor layer).
 UI_EVENT = {"api_visibility": "undocumented", "preprocess": False, **PREDICTION}
 GROUPS = {"digits": "Digits, for digit models", "photos": "Photographs, for photo models"}
+NOT_FINITE = "the answer is not a finite number (the model overflows on this input)"
 COMPARE_HEADERS = ["weights file", "model", "answer", "confidence %", "unknown", "latency ms"]
 
 
@@ -69,7 +70,7 @@ def guarded(run: Callable[..., Any]) -> Callable[..., Any]:
         else:
             if finite(answer):
                 return answer
-            message = "the answer is not a finite number (the model overflows on this input)"
+            message = NOT_FINITE
         raise error(message)
 
     return wrapped
@@ -354,6 +355,8 @@ def compare_tab(classify: Classify) -> None:
         """A row per model on offer, and each usable one's heat map by name."""
         data, looked = [], {}
         for found in classify.compare(given, read_upload):
+            if not isinstance(found, ZooError) and not finite(found.top):
+                found = ZooError(f"{found.name}: {NOT_FINITE}")
             if isinstance(found, ZooError):
                 name, _, why = str(found).partition(": ")
                 data.append([name, "", f"unusable: {why}", None, None, None])

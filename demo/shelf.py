@@ -13,8 +13,9 @@ from zoo.demo.intake import kind, shown
 from zoo.errors import ZooError
 from zoo.header import DEFAULT_MAX_PARAMETERS
 from zoo.registry import Registry
-from zoo.serving.inference import Checked, Classifier
+from zoo.serving.inference import Classifier
 from zoo.util import threads
+from zoo.weights import Checked, check_file
 
 IMAGENET_RESNET18 = "imagenet/resnet18"
 
@@ -75,7 +76,8 @@ class WeightsShelf:
         for path in self.files():
             meta = self.meta(path.name)
             if meta is None:
-                unusable.append((f"{path.name}: unusable ({self.problem(path.name)})", path.name))
+                why = (self.problem(path.name) or "").removeprefix(path.name).lstrip(": ")
+                unusable.append((f"{path.name}: unusable ({why})", path.name))
             else:
                 usable.append((f"{path.name}: {describe(meta)}", path.name))
         if self.has_imagenet():
@@ -100,7 +102,7 @@ class WeightsShelf:
         return found.meta if found is not None else None
 
     def checked(self, name: str) -> Checked | None:
-        """The file `name` as `Classifier.check` found it (header, spec, parameter count), or
+        """The file `name` as `weights.check_file` found it (header, spec, parameter count), or
         None if it cannot be used."""
         found = self._check(name) if name != IMAGENET_RESNET18 else None
         return found if isinstance(found, Checked) else None
@@ -164,7 +166,7 @@ class WeightsShelf:
             self._checked,
             name,
             stamp,
-            lambda: Classifier.check(self.registry, path, self.max_parameters),
+            lambda: check_file(self.registry, path, self.max_parameters),
         )
 
     def _imagenet(self) -> Classifier:

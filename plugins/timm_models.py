@@ -51,6 +51,37 @@ def timm_catalog() -> list[dict[str, Any]]:
     return entries
 
 
+def check_catalog(entries: Any) -> None:
+    """A ValueError unless `entries` is what `timm_catalog` writes: a non-empty list of
+    architectures, each with a name, an input (1 or 3 channels, a size, a mean and a
+    positive std per channel), its head (or none) and whether it has weights."""
+    if not isinstance(entries, list) or not entries:
+        raise ValueError("no architectures")
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise ValueError("an entry that is not an object")
+        channels, size = entry.get("channels"), entry.get("size")
+        numbers = [*_numbers(entry.get("mean"), channels), *_numbers(entry.get("std"), channels)]
+        if not (
+            isinstance(entry.get("arch"), str)
+            and isinstance(entry.get("head"), str | None)
+            and isinstance(entry.get("pretrained"), bool)
+            and channels in (1, 3)
+            and isinstance(size, int)
+            and 0 < size <= 4096
+            and all(v > 0 for v in numbers[channels:])
+        ):
+            raise ValueError(f"a malformed entry ({str(entry.get('arch'))[:40]!r})")
+
+
+def _numbers(values: Any, count: Any) -> list[float]:
+    if not isinstance(values, list) or len(values) != count:
+        raise ValueError("a mean or std of the wrong length")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        raise ValueError("a mean or std that is not numbers")
+    return values
+
+
 def _spec(entry: dict[str, Any]) -> zoo.ModelSpec:
     arch = entry["arch"]
     return zoo.ModelSpec(
@@ -66,7 +97,8 @@ def _spec(entry: dict[str, Any]) -> zoo.ModelSpec:
 
 @zoo.hookimpl
 def zoo_models() -> list[zoo.ModelSpec]:
-    return [_spec(entry) for entry in zoo.cached_catalog(f"timm-{TIMM_VERSION}", timm_catalog)]
+    entries = zoo.cached_catalog(f"timm-{TIMM_VERSION}", timm_catalog, check_catalog)
+    return [_spec(entry) for entry in entries]
 
 
 @zoo.hookimpl

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import datasets
@@ -176,3 +177,114 @@ def test_two_torchrun_processes_share_one_prepared_cache(tmp_path):
     assert result.stderr.count("prepared folder-pics (20 images)") == 1  # one decode
     assert len(cached(tmp_path / "data")) == 1
     assert read_meta(next(tmp_path.glob("*.safetensors")))["metrics"]["test_images"] == 4
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zeroed", "emptied", "cut-manifest", "fifo"])
+def test_a_damaged_cache_is_set_aside_and_prepared_again(registry, tmp_path, damage):
+    pics = write_image_folder(tmp_path / "pics", ["a", "b"], per_class=6)
+    data = tmp_path / "data"
+    _, first = load_dataset(registry, f"folder:{pics}", 16, data)
+    pixels = first.train_images.read()  # before its mapped file is cut short under it
+    del first
+    (folder,) = cached(data)
+    arrow = next(folder.glob("*.arrow"))
+    if damage == "truncated":
+        arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    elif damage == "zeroed":
+        arrow.write_bytes(bytes(arrow.stat().st_size))
+    elif damage == "emptied":
+        arrow.write_bytes(b"")
+    elif damage == "cut-manifest":
+        manifest = folder / "manifest.json"
+        manifest.write_text(manifest.read_text()[:40])
+    else:  # a FIFO where an Arrow file was: mapping it would hang
+        arrow.unlink()
+        os.mkfifo(arrow)
+    with pytest.warns(UserWarning, match=rf"the prepared cache {folder} is damaged \(.+\): "):
+        _, healed = load_dataset(registry, f"folder:{pics}", 16, data)
+    assert torch.equal(healed.train_images.read(), pixels)
+    assert [p.name for p in (data / "cache").iterdir()] == [folder.name]  # nothing left aside
+
+
+def _folder_with_a_loop_and_a_fifo(root: Path) -> Path:
+    pics = write_image_folder(root / "pics", ["a", "b"], per_class=10)
+    (pics / "a" / "loop").symlink_to(pics)  # back into the tree: 20 images became 420
+    (pics / "b" / "outside").symlink_to(root / "elsewhere", target_is_directory=True)
+    write_image_folder(root / "elsewhere", ["x"], per_class=3)
+    os.mkfifo(pics / "b" / "pipe.png")  # opening it for reading would wait for ever
+    (pics / "a" / "again.png").symlink_to(pics / "a" / "0.png")  # the same file twice
+    return pics
+
+
+def test_a_folder_is_walked_without_following_links_or_opening_fifos(registry, tmp_path):
+    pics = _folder_with_a_loop_and_a_fifo(tmp_path)
+    with pytest.warns(UserWarning) as warned:
+        _, data = load_dataset(registry, f"folder:{pics}", 16, tmp_path / "data")
+    assert len(data.train_labels) + len(data.test_labels) == 20
+    message = next(str(w.message) for w in warned if "left out" in str(w.message))
+    assert message == (
+        f"{pics}: left out 2 folder symlink(s), not followed; 1 entries that are not regular "
+        "files; 1 file(s) reached twice, kept once"
+    )
+
+
+def test_zoo_predict_walks_folders_the_same_way(zoo_cli, lenet_weights, tmp_path):
+    pics = _folder_with_a_loop_and_a_fifo(tmp_path)
+    result = zoo_cli(["predict", str(lenet_weights), str(pics), "--json"])
+    assert result.code == 0, result.err
+    assert len(result.out.splitlines()) == 20 and "left out 2 folder symlink(s)" in result.err
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                entry.name.isdigit()
+                and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid
+            ):
+                found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_kill_9_during_prepare_leaves_no_worker_and_the_next_run_no_partial_folder(tmp_path):
+    """Decoding workers die with their parent (PR_SET_PDEATHSIG); the `.partial` folder a
+    dead process left is removed by the next prepare."""
+    pics = tmp_path / "pics"
+    big = np.add.outer(np.arange(1500), np.arange(1500)).astype(np.uint8)
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(big).convert("RGB").save(photo, quality=90)
+    for label in ("a", "b"):
+        (pics / label).mkdir(parents=True)
+        for i in range(60):  # slow enough to decode that the kill lands mid-way
+            (pics / label / f"{i}.jpg").write_bytes(photo.read_bytes())
+    env = {**os.environ, "ZOO_DATA": str(tmp_path / "data"), "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "zoo", "datasets", "prepare", f"folder:{pics}"]
+    args += ["--image-size", "32", "--workers", "2", "-q"]
+    child = subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL)
+    cache = tmp_path / "data" / "cache"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        if len(_children(child.pid)) >= 2 and list(cache.glob(".*.partial")):
+            break
+        time.sleep(0.02)
+    workers = _children(child.pid)
+    child.kill()
+    child.wait()
+    assert len(workers) >= 2 and list(cache.glob(".*.partial")), "killed too late"
+    deadline = time.monotonic() + 10
+    while any(map(_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_running, workers))  # before: left running, blocked, 1.4 GB
+    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert not list(cache.glob(".*"))  # the dead run's partial folder is gone

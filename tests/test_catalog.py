@@ -77,7 +77,8 @@ def test_cached_computes_once_and_recovers_from_a_bad_file(tmp_path, monkeypatch
     assert catalog.cached("thing-1.0", compute) == {"n": 1}
     assert catalog.cached("thing-1.0", compute) == {"n": 1} and len(calls) == 1
     (tmp_path / "catalog" / "thing-1.0.json").write_text("{not json")
-    assert catalog.cached("thing-1.0", compute) == {"n": 2}
+    with pytest.warns(UserWarning, match="thing-1.0.json was damaged"):
+        assert catalog.cached("thing-1.0", compute) == {"n": 2}
     assert catalog.cached("thing-2.0", compute) == {"n": 3}  # another version, another file
     assert sorted(p.name for p in (tmp_path / "catalog").iterdir()) == [
         "thing-1.0.json",
@@ -98,3 +99,67 @@ def test_unwritable_cache_still_answers(tmp_path, monkeypatch):
     blocker.write_text("")
     monkeypatch.setenv("ZOO_CACHE", str(blocker))  # a file, so no folder can be made in it
     assert catalog.cached("x", lambda: [1, 2]) == [1, 2]
+
+
+GOOD = [
+    {
+        "arch": "tiny",
+        "channels": 3,
+        "size": 224,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.5, 0.5, 0.5],
+        "head": "fc",
+        "pretrained": False,
+    }
+]
+DAMAGED = {
+    "empty": ("[]", "no architectures"),
+    "wrong-types": ('[{"arch": 5, "channels": "3"}]', "a mean or std of the wrong length"),
+    "bad-entry": (json.dumps([{**GOOD[0], "arch": 7}]), "a malformed entry"),
+    "deep": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    "nan": ('[{"arch": "a", "size": NaN}]', "NaN is not JSON"),
+    "truncated": ('[{"arch": "a", "chan', "Unterminated string"),
+    "huge": ('["' + "x" * 17_000_000 + '"]', "more than 16,000,000"),
+}
+
+
+@pytest.mark.parametrize("case", [*DAMAGED, "fifo", "folder"])
+def test_a_damaged_catalog_is_named_and_rebuilt(tmp_path, monkeypatch, case):
+    from zoo.plugins.timm_models import check_catalog
+
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path))
+    path = tmp_path / "catalog" / "timm-9.json"
+    path.parent.mkdir()
+    if case == "fifo":
+        os.mkfifo(path)  # reading it would hang every `zoo list`
+    elif case == "folder":
+        path.mkdir()
+    else:
+        path.write_text(DAMAGED[case][0])
+    with pytest.warns(UserWarning, match=rf"the catalog cache {path} was damaged") as warned:
+        assert catalog.cached("timm-9", lambda: GOOD, check_catalog) == GOOD
+    if case in DAMAGED:
+        assert DAMAGED[case][1] in str(warned[0].message)
+    if case != "folder":  # a folder cannot be replaced: it is named at every run instead
+        assert json.loads(path.read_text()) == GOOD  # healed
+        assert catalog.cached("timm-9", lambda: [], check_catalog) == GOOD
+
+
+def test_zoo_list_heals_an_empty_timm_catalog(registry, tmp_path):
+    """`[]` used to make every timm model vanish silently, and for good."""
+    path = tmp_path / "catalog" / f"timm-{version('timm')}.json"
+    path.parent.mkdir()
+    path.write_text("[]")
+    env = {**os.environ, "ZOO_CACHE": str(tmp_path), "COLUMNS": "200"}
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo", "list", "timm/*", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert (
+        result.returncode == 0 and "was damaged (no architectures); rebuilding it" in result.stderr
+    )
+    assert len(json.loads(result.stdout)) == len(registry.find("timm/*"))
+    assert len(json.loads(path.read_text())) == len(registry.find("timm/*"))

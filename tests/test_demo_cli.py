@@ -35,8 +35,22 @@ def is_local(address) -> bool:
 def test_demo_options(zoo_cli):
     result = zoo_cli("demo --help")
     assert result.code == 0
-    for option in ("--weights-dir", "--host", "--port", "--share"):
+    for option in ("--weights-dir", "--host", "--port", "--share", "--max-params"):
         assert option in result.out
+
+
+@pytest.mark.parametrize("given", ["abc", "0", "-5M", "nanM", "infG", ""])
+def test_demo_budget_must_be_a_count(zoo_cli, tmp_path, given):
+    result = zoo_cli(["demo", "--weights-dir", str(tmp_path), "--max-params", given])
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert result.err.startswith("error: --max-params must be a count of parameters such as 200M")
+
+
+def test_demo_budget_counts():
+    from zoo.cli.serve import parameter_count
+
+    assert parameter_count("200M", "-") == 200_000_000 and parameter_count("1.5g", "-") == 1.5e9
+    assert parameter_count("5000000", "-") == 5_000_000 and parameter_count("12k", "-") == 12_000
 
 
 def test_demo_needs_its_weights_folder(zoo_cli, tmp_path):

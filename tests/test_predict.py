@@ -116,7 +116,8 @@ def test_bad_paths_and_weights(zoo_cli, registry, lenet_weights, digits_folder, 
     wrong = tmp_path / "wrong-classes.safetensors"
     meta = weights.read_meta(lenet_weights) | {"classes": ["a", "b"]}
     weights.save(wrong, registry.build(registry.model("lenet"), num_classes=10), meta)
-    assert "does not fit the model" in one_line_error(zoo_cli(["predict", str(wrong), image]))
+    message = one_line_error(zoo_cli(["predict", str(wrong), image]))
+    assert "classes has 2 names but the head (fc3) has 10 outputs" in message
     assert "--top-k" in one_line_error(zoo_cli(["predict", str(lenet_weights), image, "-k", "0"]))
 
 

@@ -133,7 +133,7 @@ def load_plugins(
         if not folder.is_dir():
             warnings.warn(f"plugin folder {folder} does not exist", PluginWarning, 2)
             continue
-        for path in sorted(folder.glob("*.py")):
+        for path in sorted(p for p in folder.glob("*.py") if p.is_file()):  # no FIFO
             register(PluginInfo(str(path), "file"), lambda p=path: _import_file(p))
     for name in sorted((allow or frozenset()) - matched):
         warnings.warn(

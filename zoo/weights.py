@@ -10,7 +10,7 @@ import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -19,8 +19,11 @@ from safetensors.torch import save_file
 from zoo import __version__
 from zoo import header as header_schema
 from zoo.errors import ZooError
-from zoo.specs import InputSpec
+from zoo.specs import InputSpec, ModelSpec
 from zoo.util.files import atomic_write
+
+if TYPE_CHECKING:
+    from zoo.registry import Registry
 
 FORMAT = "zoo.weights/1"
 REQUIRED = ("model", "classes", "input")
@@ -77,6 +80,41 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], dict[str, tuple[int, 
         meta = _decode(path, f.metadata())
         shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
     return meta, shapes
+
+
+class Checked(NamedTuple):
+    """A weights file that passed `check_file`: its header, its model's spec and size."""
+
+    meta: dict[str, Any]
+    spec: ModelSpec
+    parameters: int
+
+
+def check_file(registry: Registry, path: str | Path, max_parameters: int | None = None) -> Checked:
+    """A weights file checked before its model is built or a tensor read, or a ZooError: its
+    header against `zoo.header`'s schema, then its tensors against its architecture built on
+    the meta device (within `max_parameters` if given)."""
+    meta, shapes = read_header(path)
+    if not registry.provides(meta["model"]):
+        skipped = [p.name for p in registry.plugins if p.skipped]
+        which = "no installed plugin provides"
+        if skipped:
+            which = f"no loaded plugin provides (the allow-list left out {', '.join(skipped)})"
+        raise ZooError(
+            f"{path} needs model {meta['model']!r} (plugin {meta.get('plugin', '?')}), "
+            f"which {which}"
+        )
+    spec = registry.model(meta["model"])
+    classes = len(meta["classes"])
+    parameters = header_schema.check_model(
+        path,
+        meta,
+        lambda: registry.build(spec, num_classes=classes),
+        shapes,
+        spec.head,
+        max_parameters,
+    )
+    return Checked(meta, spec, parameters)
 
 
 def read(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 PREP_VERSION = 1  # bump when the stored pixels would change
+MAX_SIZE = 4096  # the largest stored image side a manifest may claim
 MANIFEST = "manifest.json"
 AUGMENT_MARGIN = 8 / 7  # images for random-resized crops are stored larger: 224 -> 256
 ROWS_PER_BATCH = 100  # rows per Arrow record batch and per decoding call
@@ -56,16 +57,51 @@ def cache_key(*parts: Any) -> str:
 
 
 def listing(root: Path) -> list[dict[str, Any]]:
-    """The finished caches under `root`: their manifests, folders and bytes on disk."""
+    """The finished caches under `root`: their manifests, folders and bytes on disk (a damaged
+    manifest says so, for the next run to prepare it again)."""
+    from zoo.util.files import read_json
+
     entries = []
-    for folder in sorted(Path(root).glob("*/" + MANIFEST)):
+    for path in sorted(Path(root).glob("*/" + MANIFEST)):
         try:
-            manifest = json.loads(folder.read_text())
-        except (OSError, ValueError):
-            continue
-        size = sum(f.stat().st_size for f in folder.parent.iterdir() if f.is_file())
-        entries.append({**manifest, "folder": str(folder.parent), "bytes": size})
+            manifest = read_json(path, 16_000_000)
+            if not isinstance(manifest, dict):
+                raise ValueError("not an object")
+        except (OSError, ValueError, RecursionError):
+            manifest = {"dataset": f"{path.parent.name} (damaged: its next use prepares it)"}
+        size = sum(f.lstat().st_size for f in path.parent.iterdir())
+        entries.append({**manifest, "folder": str(path.parent), "bytes": size})
     return entries
+
+
+def set_aside(folder: Path) -> None:
+    """Move a damaged cache folder out of the way (a process that maps its files keeps
+    them) and delete it; a folder another process already moved is left to it."""
+    aside = folder.parent / f".{folder.name}.{os.getpid()}.damaged"
+    try:
+        folder.rename(aside)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def remove_dead_partials(root: Path) -> None:
+    """Delete the `.partial` folders that processes no longer alive left under `root`
+    (`build_cache` names its own after its pid)."""
+    for partial in Path(root).glob(".*.partial"):
+        pid = partial.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def build_cache(
@@ -82,6 +118,7 @@ def build_cache(
     processes, the "source" column of the `datasets.Dataset` that `source()` returns (its other
     columns, such as "label" and "held_out", are kept; `describe` goes into the manifest)."""
     folder = Path(root) / f"{_slug(name)}-{key}"
+    remove_dead_partials(root)
     if (folder / MANIFEST).is_file():
         return folder
     import datasets
@@ -91,7 +128,7 @@ def build_cache(
     shutil.rmtree(partial, ignore_errors=True)
     started = time.perf_counter()
     try:
-        with progress_bars(progress):
+        with progress_bars(progress), workers_die_with_this_process():
             rows = source()
             features = rows.features.copy()
             del features["source"]
@@ -131,6 +168,37 @@ def build_cache(
     seconds = time.perf_counter() - started
     print(f"prepared {name} ({manifest['rows']} images) in {seconds:.1f}s", file=sys.stderr)
     return folder
+
+
+_PARENT: list[int] = []  # the process whose decoding workers are being forked
+
+
+@contextmanager
+def workers_die_with_this_process() -> Iterator[None]:
+    """While the block runs, every process forked from this one (`Dataset.map`'s decoding
+    workers) asks the kernel to kill it when its parent dies (PR_SET_PDEATHSIG), so a
+    `kill -9` of `zoo` leaves no worker behind."""
+    _PARENT.append(os.getpid())
+    try:
+        yield
+    finally:
+        _PARENT.remove(os.getpid())
+
+
+def _after_fork_in_child() -> None:
+    if not _PARENT or sys.platform != "linux":
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != _PARENT[-1]:  # the parent died before the request was made
+        os._exit(1)
+    _PARENT[-1] = os.getpid()  # what this process forks in turn dies with it
+
+
+PR_SET_PDEATHSIG = 1
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from zoo.errors import ZooError
 from zoo.specs import InputSpec
+from zoo.util.files import open_regular
 
 # ITU-R 601-2 luma, as PIL's convert("L").
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
@@ -159,13 +160,23 @@ def _lab_to_srgb() -> ImageCms.ImageCmsTransform:
 def open_image(
     source: str | Path | BinaryIO, max_pixels: int | None = MAX_PIXELS, name: str | None = None
 ) -> Image.Image:
-    """Open and fully decode an image file (a path or an open binary file), or raise a one-line
-    ZooError naming it (`name`, default the path).
+    """Open and fully decode an image file (a path, which must be a regular file, opened
+    without blocking; or an open binary file), or raise a one-line ZooError naming it
+    (`name`, default the path).
 
     Only the common raster formats are read (`FORMATS`: no PostScript, no plugins that run
     tools), and only the first frame of an animation. An image of more than `max_pixels`
     pixels, or with a side over `MAX_SIDE`, is refused from its header, before it is decoded.
     """
+    if isinstance(source, str | Path):  # a regular file only: a FIFO would hang the read
+        try:
+            file = open_regular(source)
+        except FileNotFoundError:
+            raise ZooError(f"{name or source}: no such file") from None
+        except (OSError, ValueError):
+            raise ZooError(f"{name or source}: not a regular file") from None
+        with file:
+            return open_image(file, max_pixels, name or str(source))
     name = name or str(source)
     try:
         with warnings.catch_warnings():  # our own cap, below, refuses such an image in one line

@@ -9,9 +9,10 @@ process's memory does not grow with the number of images.
 
 from __future__ import annotations
 
-import json
 import mmap
+import os
 import queue
+import stat
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -21,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.data.cache import MANIFEST, data_dir, dataset_cache_dir
+from zoo.data.cache import MANIFEST, MAX_SIZE, data_dir, dataset_cache_dir, set_aside
 from zoo.data.splits import ImageSplits, split_train_test
 from zoo.errors import ZooError
+from zoo.util.files import read_json
 
 PREFETCH = 2  # batches read ahead
+MAX_MANIFEST_BYTES = 16_000_000
 
 
 class MappedImages:
@@ -155,15 +158,34 @@ def batches(
         thread.join()
 
 
+class DamagedCache(ZooError):
+    """A prepared cache that fails its checks: set aside and prepared again."""
+
+
 def read_splits(folder: Path, where: str) -> ImageSplits:
     """The train and test splits of a finished cache folder; unreadable images are skipped
-    and counted in a warning naming `where`."""
-    manifest = json.loads((folder / MANIFEST).read_text())
-    files = [folder / name for name in manifest["files"]]
-    shape = (3, manifest["size"], manifest["size"])
-    images, columns = open_table(files, shape, ["label", "held_out", "error"])
-    labels = torch.tensor(columns["label"], dtype=torch.long)
-    held_out = np.array(columns["held_out"], dtype=bool)
+    and counted in a warning naming `where`. Nothing in the folder is trusted: a manifest or
+    an Arrow file that fails its checks raises DamagedCache."""
+    try:
+        manifest = _manifest(folder)
+        files = [folder / name for name in manifest["files"]]
+        for path in files:  # only regular files are mapped: a FIFO would hang the open
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                raise ValueError(f"{path.name} is not a regular file")
+        shape = (3, manifest["size"], manifest["size"])
+        images, columns = open_table(files, shape, ["label", "held_out", "error"])
+        labels = torch.tensor(columns["label"], dtype=torch.long)
+        held_out = np.array(columns["held_out"], dtype=bool)
+        if len(images) != manifest["rows"] or len(labels) != len(images):
+            raise ValueError(f"{len(images)} rows, not the manifest's {manifest['rows']}")
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(
+            manifest["classes"]
+        ):
+            raise ValueError("labels outside the classes")
+    except (OSError, ValueError, TypeError, KeyError, RecursionError) as error:
+        why = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        why = why.splitlines()[0] if why else type(error).__name__
+        raise DamagedCache(f"the prepared cache {folder} is damaged ({why})") from None
     failures = [error for error in columns["error"] if error]
     if failures:
         warnings.warn(
@@ -186,9 +208,28 @@ def read_splits(folder: Path, where: str) -> ImageSplits:
     return replace(split_train_test(images[keep], labels[keep], classes), photos=True)
 
 
+def _manifest(folder: Path) -> dict:
+    """A cache's manifest, checked for what `read_splits` uses."""
+    manifest = read_json(folder / MANIFEST, MAX_MANIFEST_BYTES)
+    if not isinstance(manifest, dict):
+        raise ValueError("the manifest is not an object")
+    files, size, rows = manifest.get("files"), manifest.get("size"), manifest.get("rows")
+    if not isinstance(files, list) or not files:
+        raise ValueError("the manifest lists no files")
+    if not all(isinstance(n, str) and n and "/" not in n and n not in (".", "..") for n in files):
+        raise ValueError("the manifest names a file outside its folder")
+    if not (isinstance(size, int) and 0 < size <= MAX_SIZE and isinstance(rows, int) and rows >= 0):
+        raise ValueError("the manifest's size or rows are not whole numbers in range")
+    classes = manifest.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise ValueError("the manifest's classes are not names")
+    return manifest
+
+
 def cached_loader(prepare: Callable[..., Path]) -> Callable[..., ImageSplits]:
     """A `DatasetSpec.load` for a dataset kept in the cache: `prepare(root, size, workers,
-    cache_root, augment, progress)` returns its cache folder, whose splits it reads."""
+    cache_root, augment, progress)` returns its cache folder, whose splits it reads. A cache
+    that fails its checks is named in a warning, set aside and prepared again."""
 
     def load(
         root: Path,
@@ -201,6 +242,12 @@ def cached_loader(prepare: Callable[..., Path]) -> Callable[..., ImageSplits]:
         **_,
     ) -> ImageSplits:
         cache_root = cache_root or dataset_cache_dir(data_dir())
+        folder = prepare(root, size, workers, cache_root, augment, progress)
+        try:
+            return read_splits(folder, str(root))
+        except DamagedCache as damaged:
+            warnings.warn(f"{damaged}: preparing it again", stacklevel=2)
+            set_aside(folder)
         folder = prepare(root, size, workers, cache_root, augment, progress)
         return read_splits(folder, str(root))
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
 from torch import nn
 
-from zoo import header, weights
+from zoo import weights
 from zoo.data.preprocess import pil_to_uint8, prepare, reduce_uint8, resize_uint8
-from zoo.errors import ZooError
 from zoo.registry import Registry
 from zoo.specs import InputSpec, ModelSpec
 from zoo.trust.unknown import UnknownDetector, capture_input
@@ -26,14 +25,6 @@ class Predictions:
 
     probabilities: torch.Tensor
     unknown: torch.Tensor
-
-
-class Checked(NamedTuple):
-    """A weights file that passed `Classifier.check`: its header, model spec and size."""
-
-    meta: dict[str, Any]
-    spec: ModelSpec
-    parameters: int
 
 
 if TYPE_CHECKING:
@@ -55,42 +46,13 @@ class Classifier:
     detector: UnknownDetector | None = field(default=None, repr=False)
 
     @classmethod
-    def check(
-        cls, registry: Registry, path: str | Path, max_parameters: int | None = None
-    ) -> Checked:
-        """The checked header of a weights file, its model's spec and size, or a ZooError: the
-        header against `zoo.header`'s schema, then the file's tensors against the
-        architecture built on the meta device (within `max_parameters` if given), so that a
-        file that does not fit is refused before its model is built or a tensor is read."""
-        meta, shapes = weights.read_header(path)
-        if not registry.provides(meta["model"]):
-            skipped = [p.name for p in registry.plugins if p.skipped]
-            which = "no installed plugin provides"
-            if skipped:
-                which = f"no loaded plugin provides (the allow-list left out {', '.join(skipped)})"
-            raise ZooError(
-                f"{path} needs model {meta['model']!r} (plugin {meta.get('plugin', '?')}), "
-                f"which {which}"
-            )
-        spec = registry.model(meta["model"])
-        classes = len(meta["classes"])
-        parameters = header.check_model(
-            path,
-            meta,
-            lambda: registry.build(spec, num_classes=classes),
-            shapes,
-            spec.head,
-            max_parameters,
-        )
-        return Checked(meta, spec, parameters)
-
-    @classmethod
     def load(
         cls, registry: Registry, path: str | Path, max_parameters: int | None = None
     ) -> Classifier:
-        """Build the model a weights file names and load its state, once `check` has passed
-        and its tensors are finite; or raise a ZooError."""
-        meta, spec, _ = cls.check(registry, path, max_parameters)
+        """Build the model a weights file names and load its state, once `weights.check_file`
+        has passed (nothing is built or read before) and its tensors are finite; or raise a
+        ZooError."""
+        meta, spec, _ = weights.check_file(registry, path, max_parameters)
         classes = list(meta["classes"])
         state, _ = weights.read(path)
         extra = weights.read_extra(path)

@@ -8,6 +8,7 @@ bf16 autocast with `amp`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import torch
 from zoo.data.preprocess import open_image, prepare
 from zoo.errors import ZooError
 from zoo.serving.inference import Classifier
+from zoo.util.folders import walk
 
 IMAGE_EXTENSIONS = frozenset(
     {".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"}
@@ -37,16 +39,17 @@ class Answer:
 
 
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
-    """The files named, and the image files in the folders named (recursively, sorted)."""
+    """The files named, and the image files in the folders named (recursively, sorted, as
+    `zoo.util.folders.walk` finds them: no folder symlink followed, regular files only)."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-            )
-            if not found:
+            found = walk(path, IMAGE_EXTENSIONS)
+            if found.left_out():
+                warnings.warn(f"{path}: left out {found.left_out()}", stacklevel=2)
+            if not found.files:
                 raise ZooError(f"{path}: no image files in this folder")
-            files += found
+            files += found.files
         elif path.is_file():
             files.append(path)
         else:
@@ -61,7 +64,8 @@ def predict_files(
     batch_size: int = 32,
     amp: bool = False,
 ) -> Iterator[tuple[Path, Answer | ZooError]]:
-    """Each file with its `Answer`, or the error that made it unreadable."""
+    """Each file with its `Answer`, or the error that made it unreadable (or its answer not
+    finite: a model whose logits overflow)."""
 
     def decode(path: Path) -> Decoded:
         try:
@@ -77,12 +81,17 @@ def predict_files(
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
                     predictions = classifier.predict(prepare(torch.stack(images), classifier.input))
                 answers = [
-                    Answer(classifier.top(p, k), bool(u))
+                    Answer(classifier.top(p, k), bool(u)) if bool(p.isfinite().all()) else None
                     for p, u in zip(predictions.probabilities, predictions.unknown, strict=True)
                 ]
             tops = iter(answers)
             for path, image in batch:
-                yield path, next(tops) if isinstance(image, torch.Tensor) else image
+                if not isinstance(image, torch.Tensor):
+                    yield path, image
+                elif (answer := next(tops)) is None:  # overflowing logits: no JSON NaN
+                    yield path, ZooError(f"{path}: the model's answer is not a finite number")
+                else:
+                    yield path, answer
 
 
 def _decoded_batches(

@@ -10,13 +10,16 @@ import io
 import json
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 
 from zoo import weights
 from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    from zoo.registry import Registry
 from zoo.util.files import atomic_write
 
 FORMAT = "zoo.training.checkpoint/1"
@@ -56,14 +59,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def read_state_dict(
-    path: str | Path, model: torch.nn.Module | None = None, head: str = ""
+    path: str | Path,
+    model: torch.nn.Module | None = None,
+    head: str = "",
+    registry: Registry | None = None,
 ) -> dict[str, torch.Tensor]:
     """A state dict from any .safetensors file, or from a .pth/.pt/.ckpt file holding one
     (plain, or under a "state_dict" or "model" key, as training scripts save them).
 
-    A zoo weights file's header is checked as every command checks it (`zoo.header`); with
-    `model`, a safetensors file's tensors are checked against the model's from the header
-    alone (only those inside `head` may differ), and only the fitting ones are read."""
+    A zoo weights file is checked as every command checks it (`weights.check_file`, with
+    `registry`; else its header alone); with `model`, a safetensors file's tensors are
+    checked against the model's from the header alone (only those inside `head` may
+    differ), and only the fitting ones are read."""
     path = Path(path)
     if not path.is_file():
         raise ZooError(f"{path}: no such file")
@@ -75,16 +82,19 @@ def read_state_dict(
         except (SafetensorError, OSError) as error:
             raise ZooError(f"{path}: not a valid safetensors file ({error})") from None
         if zoo_file:
-            weights.read_meta(path)
+            weights.check_file(registry, path) if registry else weights.read_meta(path)
         misfits = weights.check_fitting(model, shapes, head, path) if model else set()
         with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in shapes if k not in misfits}
+            state = {k: f.get_tensor(k) for k in shapes if k not in misfits}
+        weights.check_finite(path, state)
+        return state
     state = _torch_load(path)
     if isinstance(state, dict):
         wrapped = [state[k] for k in ("state_dict", "model") if isinstance(state.get(k), dict)]
         state = wrapped[0] if wrapped else state
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ZooError(f"{path}: holds no state dict (a mapping of names to tensors)")
+    weights.check_finite(path, state)
     return state
 
 

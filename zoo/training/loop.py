@@ -474,7 +474,7 @@ def _build(registry: Registry, spec: ModelSpec, config: TrainConfig, classes: in
     fit: a head for other classes starts anew)."""
     model = registry.build(spec, num_classes=classes, pretrained=config.pretrained)
     if config.init_from:
-        state = read_state_dict(config.init_from, model, spec.head)
+        state = read_state_dict(config.init_from, model, spec.head, registry)
         fresh = load_fitting(model, state, spec.head, config.init_from)
         if fresh:
             warnings.warn(

@@ -7,11 +7,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from zoo.header import TEMPERATURE
+
 BINS = 15
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """The temperature T > 0 that minimises the NLL of softmax(logits / T) on `labels`."""
+    """The temperature T > 0 that minimises the NLL of softmax(logits / T) on `labels`,
+    within the range a weights file may carry (`zoo.header.TEMPERATURE`)."""
     logits, labels = logits.detach().float().cpu(), labels.cpu()
     log_t = torch.zeros(1, requires_grad=True)  # T = exp(log_t) stays positive
     optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
@@ -24,7 +27,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
     with torch.enable_grad():
         optimizer.step(closure)
-    return float(log_t.detach().exp())
+    low, high = TEMPERATURE  # all held-out images right: the NLL falls on as T goes to 0
+    return min(max(float(log_t.detach().exp()), low), high)
 
 
 def nll(probabilities: torch.Tensor, labels: torch.Tensor) -> float:

@@ -14,11 +14,15 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from zoo.util.files import read_json
+
 CACHE_VARIABLE = "ZOO_CACHE"
+MAX_BYTES = 16_000_000  # a catalog file read at most (timm's is 0.2 MB)
 
 
 def catalog_dir() -> Path:
@@ -29,14 +33,25 @@ def catalog_dir() -> Path:
     return Path(base).expanduser() / "zoo"
 
 
-def cached(key: str, compute: Callable[[], Any]) -> Any:
+def cached(key: str, compute: Callable[[], Any], check: Callable[[Any], None] | None = None) -> Any:
     """The data stored under `key` (a file name stem, such as `timm-1.0.31`), or `compute()`'s,
-    stored there for next time. A missing, unreadable or unwritable file only costs the compute."""
+    stored there for next time. A missing, unreadable or unwritable file only costs the compute.
+
+    What is read is not trusted: only a regular file of at most `MAX_BYTES` is opened (never a
+    FIFO, whose read would hang), it must be strict JSON (no NaN, no nesting deeper than
+    Python's parser goes), and `check(data)`, if given, must not raise (ValueError, TypeError,
+    KeyError). A file that fails is named in a warning and rebuilt."""
     path = catalog_dir() / "catalog" / f"{re.sub(r'[^A-Za-z0-9._+-]', '_', key)}.json"
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = read_json(path, MAX_BYTES)
+        if check is not None:
+            check(data)
+        return data
+    except OSError:  # none yet, or unreadable: computed
         pass
+    except (ValueError, TypeError, KeyError, RecursionError) as error:
+        why = "nested too deeply" if isinstance(error, RecursionError) else str(error) or "?"
+        warnings.warn(f"the catalog cache {path} was damaged ({why}); rebuilding it", stacklevel=2)
     data = compute()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,16 @@
-"""Atomic file writes: a crash never leaves a half-written file."""
+"""Atomic file writes (a crash never leaves a half-written file), and reading what zoo wrote
+earlier without trusting it."""
 
 from __future__ import annotations
 
 import glob
+import json
 import os
+import stat
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from zoo.errors import ZooError
 
@@ -48,3 +52,29 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file (a symlink to one counts), without
+    blocking: a FIFO or a device in its place is a ValueError, never waited on. An OSError if
+    there is no such file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError("not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def read_json(path: Path, max_bytes: int) -> Any:
+    """The strict JSON (no NaN, no Infinity) of a regular file of at most `max_bytes`
+    (`open_regular`). An OSError if there is no such file; a ValueError (or RecursionError,
+    for deep nesting) if it is not that."""
+    with open_regular(path) as file:
+        text = file.read(max_bytes + 1)
+    if len(text) > max_bytes:
+        raise ValueError(f"more than {max_bytes:,} bytes")
+    return json.loads(text, parse_constant=_not_json)
+
+
+def _not_json(word: str) -> Any:
+    raise ValueError(f"{word} is not JSON")
