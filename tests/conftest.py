@@ -167,7 +167,7 @@ ARGS = [
 def browser():
     """Debian's Chromium driven by Playwright (its own browser download is not used)."""
     if not CHROMIUM.is_file():
-        pytest.skip("no /usr/bin/chromium: run scripts/install-chromium.sh")
+        pytest.skip("no /usr/bin/chromium: run scripts/install-debian-packages.sh")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -115,7 +115,9 @@ class DatasetSpec:
     input size), `workers`, `cache_root` (the on-disk cache's folder), `augment` (whether
     random crops follow) and `progress` are hints for loaders that decode files of varying
     sizes; others ignore them. `flip` says whether a mirrored image keeps its label (not so for
-    digits), so `--augment` may flip it.
+    digits), so `--augment` may flip it. `locate(root)`, where given, says without loading
+    anything where the dataset would be read from with data folder `root` (None: the default):
+    a folder, or how it is embedded; None where it is not found.
     """
 
     name: str
@@ -123,6 +125,7 @@ class DatasetSpec:
     load: Callable[..., Any]
     takes_path: bool = False
     flip: bool = True
+    locate: Callable[[Any], str | None] | None = None
     plugin: str = ""
 
     def __post_init__(self) -> None:
