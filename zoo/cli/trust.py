@@ -137,7 +137,7 @@ def explain_images(
     from zoo.serving.inference import Classifier
     from zoo.serving.predict import find_images
 
-    classifier = Classifier.load(registry(), weights)
+    classifier = Classifier.open(registry(), weights)
     files = find_images(images)
     folder = out_dir or Path(runs_dir) / weights.stem / "explain"
     table = Table("image", "top", "unknown", "deletion", "random", box=None)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from zoo.channels import grey_input, sum_first_conv
 from zoo.data.augment import augment, photo_augment
 from zoo.data.preprocess import prepare
 from zoo.data.sources import load_dataset
@@ -146,6 +147,9 @@ class _Run:
 
         torch.manual_seed(config.seed)
         self.model = _build(registry, spec, config, len(self.data.classes))
+        if config.grey == "sum" and data.train_images.shape[1] == 1 and self.input.channels == 3:
+            sum_first_conv(self.model)  # before the optimizer's groups are made
+            self.input = grey_input(self.input)
         groups = registry.finetune(spec, self.model, config.strategy)
         self.model.to(ctx.device, memory_format=torch.channels_last)
         if saved:  # before any features are computed from it
@@ -452,7 +456,8 @@ def _build(registry: Registry, spec: ModelSpec, config: TrainConfig, classes: in
     fit: a head for other classes starts anew)."""
     model = registry.build(spec, num_classes=classes, pretrained=config.pretrained)
     if config.init_from:
-        fresh = load_fitting(model, read_state_dict(config.init_from), spec.head, config.init_from)
+        state = _foreign_keys_converted(registry, spec, model, read_state_dict(config.init_from))
+        fresh = load_fitting(model, state, spec.head, config.init_from)
         if fresh:
             warnings.warn(
                 f"--init-from {config.init_from}: skipped {', '.join(fresh)} (the head for "
@@ -465,6 +470,19 @@ def _build(registry: Registry, spec: ModelSpec, config: TrainConfig, classes: in
             stacklevel=3,
         )
     return model
+
+
+def _foreign_keys_converted(
+    registry: Registry, spec: ModelSpec, model: nn.Module, state: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """`state` as it is where any of its keys are the model's; else, where the plugin declares
+    how its pretrained weights' format maps (`PretrainedWeights.convert`, checked), mapped onto
+    the model as those weights build it (with an ImageNet head, which a new one replaces)."""
+    weights = registry.pretrained(spec)
+    if weights is None or weights.convert is None or state.keys() & model.state_dict().keys():
+        return state
+    reference = registry.build(spec, num_classes=1000) if weights.classes == "imagenet" else model
+    return weights.convert(state, reference)
 
 
 def _check_input(model: nn.Module, name: str, spec: InputSpec, device: torch.device) -> None:
