@@ -22,7 +22,8 @@ def evaluate(
         Path, typer.Argument(help="A .safetensors file from zoo train.", callback=expand)
     ],
     dataset: Annotated[
-        str | None, typer.Option("--dataset", "-d", help="Default: the one it was trained on.")
+        str | None,
+        typer.Option("--dataset", "-d", help="Default: the one it was trained on, and its folder."),
     ] = None,
     data_dir: Annotated[
         str | None, typer.Option(help="Where datasets live.", callback=expand)
@@ -68,6 +69,7 @@ def evaluate(
     if as_json:
         print(json.dumps(asdict(report), indent=2))
         return
+    out.print(f"data: {escape(report.source)}")
     out.print(
         f"{escape(report.weights)} on {escape(report.dataset)} ({report.images} test images): "
         f"accuracy [bold]{report.accuracy:.2%}[/]"
