@@ -26,18 +26,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def read_only_copy(tmp_path) -> Path:
-    """The four Debian files copied flat into a folder nobody may write to."""
-    folder = tmp_path / "zalando"
-    folder.mkdir()
-    for name in IDX_FILES:
-        shutil.copy(DEBIAN / f"{name}.gz", folder)
-    folder.chmod(0o555)
-    yield folder
-    folder.chmod(0o755)
-
-
 def test_found_in_debians_folder_by_itself(registry, zoo_cli):
     """With the default data folder (empty here), Debian's folder is where it is read from, and
     `zoo datasets` says so."""
@@ -54,14 +42,14 @@ def test_found_in_debians_folder_by_itself(registry, zoo_cli):
     assert str(DEBIAN) in zoo_cli("datasets").out
 
 
-def test_a_flat_read_only_copy_through_data_dir(registry, zoo_cli, read_only_copy):
-    before = sorted(p.name for p in read_only_copy.iterdir())
-    _, data = load_dataset(registry, "fashion-mnist", 28, read_only_copy)
-    assert data.source == str(read_only_copy) and len(data.train_labels) == 60_000
-    assert sorted(p.name for p in read_only_copy.iterdir()) == before  # nothing unpacked there
-    listed = json.loads(zoo_cli(f"datasets --json --data-dir {read_only_copy}").out)
+def test_a_flat_fashion_mnist_copy_through_data_dir(registry, zoo_cli, fashion_mnist_copy):
+    before = sorted(p.name for p in fashion_mnist_copy.iterdir())
+    _, data = load_dataset(registry, "fashion-mnist", 28, fashion_mnist_copy)
+    assert data.source == str(fashion_mnist_copy) and len(data.train_labels) == 60_000
+    assert sorted(p.name for p in fashion_mnist_copy.iterdir()) == before  # nothing unpacked there
+    listed = json.loads(zoo_cli(f"datasets --json --data-dir {fashion_mnist_copy}").out)
     found = {row["name"]: row["found"] for row in listed["datasets"]}
-    assert found["fashion-mnist"] == str(read_only_copy)
+    assert found["fashion-mnist"] == str(fashion_mnist_copy)
 
 
 def test_a_given_data_dir_is_honoured_not_replaced_by_debians(registry, tmp_path):

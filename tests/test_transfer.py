@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
-from zoo.data.locate import IDX_FILES
 from zoo.errors import ZooError
 from zoo.training.config import TrainConfig
 from zoo.training.loop import scaled_defaults
@@ -38,17 +36,6 @@ def lite0(registry):
     spec = registry.model(LITE0)
     weights = registry.pretrained(spec)
     return spec, weights, torch.load(weights.file, map_location="cpu", weights_only=True)
-
-
-@pytest.fixture(scope="module")
-def sample_photos(tmp_path_factory) -> Path:
-    from sklearn.datasets import load_sample_images
-
-    folder = tmp_path_factory.mktemp("photos")
-    photos = load_sample_images()
-    for name, pixels in zip(photos.filenames, photos.images, strict=True):
-        Image.fromarray(pixels).save(folder / Path(name).name)
-    return folder
 
 
 def test_lite0_weights_are_here_from_their_package(registry, zoo_cli, lite0):
@@ -117,21 +104,11 @@ def test_scaled_defaults_fit_the_training_split(registry):
     assert (kept.epochs, kept.batch_size) == (3, 256)
 
 
-@pytest.fixture
-def fashion_copy(tmp_path) -> Path:
-    """The four Debian files, flat, in a read-only folder of their own."""
-    folder = tmp_path / "fm"
-    folder.mkdir()
-    for name in IDX_FILES:
-        shutil.copy(DEBIAN / f"{name}.gz", folder)
-    folder.chmod(0o555)
-    yield folder
-    folder.chmod(0o755)
-
-
 @needs_fashion_mnist
-def test_lenet_on_real_fashion_mnist_and_eval_finds_its_data(zoo_cli, tmp_path, fashion_copy):
-    args = f"-d fashion-mnist --data-dir {fashion_copy} --limit 2000 --epochs 3 --threads 1 -q"
+def test_lenet_on_real_fashion_mnist_and_eval_finds_its_data(zoo_cli, tmp_path, fashion_mnist_copy):
+    args = (
+        f"-d fashion-mnist --data-dir {fashion_mnist_copy} --limit 2000 --epochs 3 --threads 1 -q"
+    )
     result = zoo_cli(f"train lenet {args} --out {tmp_path}")
     assert result.code == 0, result.err
     assert "post-hoc fit" in result.out and "the whole run" in result.out
@@ -140,12 +117,12 @@ def test_lenet_on_real_fashion_mnist_and_eval_finds_its_data(zoo_cli, tmp_path, 
     assert meta["classes"][0] == "T-shirt/top" and meta["metrics"]["test_accuracy"] >= 0.7
     assert meta["data"] == {
         "dataset": "fashion-mnist",
-        "data_dir": str(fashion_copy),
-        "found": str(fashion_copy),
+        "data_dir": str(fashion_mnist_copy),
+        "found": str(fashion_mnist_copy),
     }
     report = zoo_cli(f"eval {path} --out {tmp_path / 'figures'}")  # no --data-dir
     assert report.code == 0, report.err
-    assert f"data: fashion-mnist from {fashion_copy} (the dataset recorded" in report.out
+    assert f"data: fashion-mnist from {fashion_mnist_copy} (the dataset recorded" in report.out
     assert f"accuracy {meta['metrics']['test_accuracy']:.2%}" in report.out
 
 
