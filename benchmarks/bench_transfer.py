@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64, help="Lite0's input size.")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", help="Rows whose label contains this text.")
+    parser.add_argument("--only", help="Rows whose label contains one of these (comma-separated).")
     parser.add_argument("--json", type=Path, help="Also write the rows here.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -92,7 +92,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for label, model, pretrained, strategy in ROWS:
-            if args.only and args.only not in label:
+            if args.only and not any(part in label for part in args.only.split(",")):
                 continue
             row = {
                 "label": label,

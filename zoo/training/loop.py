@@ -243,6 +243,8 @@ class _Run:
         self.schedule.load_state_dict(saved["schedule"])
         self.epoch, self.step, self.seconds = saved["epoch"], saved["step"], saved["seconds"]
         self.history, self.best = saved["history"], saved["best"]
+        if self.best and self.best["state"] is None:  # the checkpoint's own weights
+            self.best["state"] = {k: v.clone() for k, v in saved["state_dict"].items()}
         self.before = saved["elapsed"]
         if self.ctx.is_main:  # the saved tally is already the sum over all processes
             self.tally = saved["tally"].to(self.ctx.device)
@@ -358,6 +360,13 @@ class _Run:
             raise KeyboardInterrupt(f"saved {path}; add --resume to continue")
         raise KeyboardInterrupt
 
+    def _best_to_save(self) -> dict[str, Any]:
+        """`best` for the checkpoint: without its weights where they are the checkpoint's own
+        (saved at the end of the best epoch), so they are not stored twice."""
+        if self.best and self.step == 0 and self.best["epoch"] == self.epoch - 1:
+            return {**self.best, "state": None}
+        return self.best
+
     def _save_checkpoint(self, tally: torch.Tensor) -> Path:
         assert self.run_dir is not None
         state = {
@@ -368,7 +377,7 @@ class _Run:
             "seconds": self.seconds,
             "tally": tally,
             "history": self.history,
-            "best": self.best,
+            "best": self._best_to_save(),
             "elapsed": self.elapsed(),
             "state_dict": trained_state(self.model),  # the frozen rest is rebuilt on resume
             "frozen": self.frozen,
