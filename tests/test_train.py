@@ -515,7 +515,7 @@ def test_posthoc_on_cached_backbone_features_fits_what_the_whole_model_fits(regi
     head = head_module(model, spec)
     cached = tuple(
         backbone_features(model, head, image_batches(images, spec.input, torch.device("cpu")))
-        for images in (data.train_images, data.test_images)
+        for images in (data.train_images, held[0], data.test_images)
     )
     cpu = torch.device("cpu")
     whole = posthoc.fit_posthoc(model, spec, spec.input, data, tuple(held), cpu)

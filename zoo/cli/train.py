@@ -83,10 +83,15 @@ def train_model(
             f"{result.path} (run folder {result.run_dir})"
         )
         out.print(
-            f"seconds: training {t['training']:.1f}, validation each epoch "
+            f"seconds: {_features(t)}training {t['training']:.1f}, validation each epoch "
             f"{t['validation']:.1f}, test {t['test']:.1f}, post-hoc fit {t['posthoc']:.1f}; "
             f"the whole run {result.seconds:.1f}"
         )
+
+
+def _features(timing: dict[str, float]) -> str:
+    seconds = timing.get("features")
+    return f"the frozen backbone's features {seconds:.1f}, " if seconds else ""
 
 
 def _option_parameters() -> list[inspect.Parameter]:

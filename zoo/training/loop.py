@@ -176,9 +176,11 @@ class _Run:
         self.frozen = frozen_checksum(self.model)
         if config.image_size:
             _check_input(self.model, spec.name, self.input, ctx.device)
+        began = time.perf_counter()
         self.module, self.train_x, self.val_x, self.test_x = self._inputs(
             head_module(self.model, spec)
         )
+        self.features_seconds = time.perf_counter() - began if self.on_features else 0.0
         self.train_y = self.data.train_labels.to(ctx.device)
         self.threads = threads.use(config.threads, self.module, self._example(), train=True)
 
@@ -406,6 +408,7 @@ class _Run:
         data, config = self.data, self.config
         timing = self.timing
         timing["training"] = sum(row["seconds"] for row in self.history)
+        timing["features"] = self.features_seconds  # a frozen backbone's one pass, if cached
         timing["validation"] = sum(row.get("val_seconds", 0.0) for row in self.history)
         if self.best:
             self.model.load_state_dict(self.best["state"], strict=False)
@@ -429,11 +432,11 @@ class _Run:
             self.spec,
             self.input,
             data,
-            self.held_out,
+            self.validation,
             self.ctx.device,
             self.run_dir if self.history else None,
             title,
-            (self.train_x, self.test_x) if self.on_features else None,
+            (self.train_x, self.val_x, self.test_x) if self.on_features else None,
             test_logits,
         )
         timing["posthoc"] = time.perf_counter() - began

@@ -43,15 +43,15 @@ def fit_posthoc(
     device: torch.device,
     run_dir: Path | None = None,
     title: str = "",
-    backbone_features: tuple[torch.Tensor, torch.Tensor] | None = None,
+    backbone_features: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     test_logits: torch.Tensor | None = None,
 ) -> PostHoc:
     """Fit the temperature and the detector on `held_out` (uint8 images, labels), the
     detector's Gaussians on `data`'s training split; choose the explanation method on its test
     split; with `run_dir`, write the reliability diagram and the top-loss gallery there.
 
-    `backbone_features` are the train and test splits' cached inputs of `spec.head` (a frozen
-    backbone's features, computed once for training): when the detector's layer is in the
+    `backbone_features` are the train, held-out and test images' cached inputs of `spec.head`
+    (a frozen backbone's features, computed once for training): when the detector's layer is in the
     head, the splits go through the head alone instead of the whole model again; otherwise the
     detector's Gaussians take up to `DETECTOR_IMAGES` training images. `test_logits`, where
     given, are the test split's, computed already.
@@ -73,16 +73,14 @@ def fit_posthoc(
         return unknown.features_and_logits(model, layer, image_batches(images, input_spec, device))
 
     if len(held_labels):
-        held_features, held_logits = unknown.features_and_logits(
-            model, layer, image_batches(held_images, input_spec, device)
-        )
+        held_features, held_logits = features_and_logits(1, held_images)
         temperature = calibrate.fit_temperature(held_logits, held_labels)
         train = data if cached else data.limit(DETECTOR_IMAGES)
         train_features, _ = features_and_logits(0, train.train_images)
         detector = unknown.fit_detector(name, train_features, train.train_labels, held_features)
         result.meta[unknown.KEY], result.tensors = detector.to_file()
     if test_logits is None:
-        _, test_logits = features_and_logits(1, data.test_images)
+        _, test_logits = features_and_logits(2, data.test_images)
     result.meta["calibration"] = {
         **analysis.calibration(test_logits, data.test_labels, temperature),
         "held_out_images": len(held_labels),
