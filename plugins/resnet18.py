@@ -15,6 +15,8 @@ import zoo
 if TYPE_CHECKING:
     from torch import nn
 
+WEIGHTS_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"  # IMAGENET1K_V1's
+
 
 @zoo.hookimpl
 def zoo_models() -> list[zoo.ModelSpec]:
@@ -28,6 +30,15 @@ def zoo_models() -> list[zoo.ModelSpec]:
             pretrained=True,
         )
     ]
+
+
+@zoo.hookimpl
+def zoo_pretrained(spec: zoo.ModelSpec) -> zoo.PretrainedWeights | None:
+    if spec.name != "resnet18":
+        return None
+    return zoo.PretrainedWeights.torch_hub(
+        "ImageNet-1k, torchvision's ResNet18_Weights.IMAGENET1K_V1", WEIGHTS_URL, "imagenet"
+    )
 
 
 @zoo.hookimpl

@@ -13,6 +13,8 @@ import zoo
 if TYPE_CHECKING:
     from torch import nn
 
+WEIGHTS_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"  # IMAGENET1K_V1's
+
 
 @zoo.hookimpl
 def zoo_models() -> list[zoo.ModelSpec]:
@@ -33,6 +35,15 @@ def zoo_models() -> list[zoo.ModelSpec]:
             pretrained=True,
         )
     ]
+
+
+@zoo.hookimpl
+def zoo_pretrained(spec: zoo.ModelSpec) -> zoo.PretrainedWeights | None:
+    if spec.name != "vgg16":
+        return None
+    return zoo.PretrainedWeights.torch_hub(
+        "ImageNet-1k features, torchvision's VGG16_Weights.IMAGENET1K_V1", WEIGHTS_URL
+    )
 
 
 @zoo.hookimpl

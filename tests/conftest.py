@@ -90,6 +90,40 @@ def lenet_weights(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def sample_photos(tmp_path_factory) -> Path:
+    """scikit-learn's two real colour photographs as JPEG files."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    folder = tmp_path_factory.mktemp("photos")
+    photos = load_sample_images()
+    for name, pixels in zip(photos.filenames, photos.images, strict=True):
+        Image.fromarray(pixels).save(folder / Path(name).name)
+    return folder
+
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture
+def fashion_mnist_copy(tmp_path) -> Path:
+    """Debian's four Fashion-MNIST files copied flat into a folder nobody may write to."""
+    import shutil
+
+    from zoo.data.locate import IDX_FILES
+
+    if not (DEBIAN_FASHION_MNIST / "t10k-labels-idx1-ubyte.gz").is_file():
+        pytest.skip("no Debian dataset-fashion-mnist: run scripts/install-debian-packages.sh")
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    for name in IDX_FILES:
+        shutil.copy(DEBIAN_FASHION_MNIST / f"{name}.gz", folder)
+    folder.chmod(0o555)
+    yield folder
+    folder.chmod(0o755)
+
+
 @dataclass
 class DemoServer:
     url: str
@@ -168,7 +202,7 @@ ARGS = [
 def browser():
     """Debian's Chromium driven by Playwright (its own browser download is not used)."""
     if not CHROMIUM.is_file():
-        pytest.skip("no /usr/bin/chromium: run scripts/install-chromium.sh")
+        pytest.skip("no /usr/bin/chromium: run scripts/install-debian-packages.sh")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

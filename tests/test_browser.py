@@ -1,5 +1,5 @@
 """The demo in a real browser: Debian's Chromium driven by Playwright (install it with
-scripts/install-chromium.sh; Playwright's own browser download is not used)."""
+scripts/install-debian-packages.sh; Playwright's own browser download is not used)."""
 
 from __future__ import annotations
 

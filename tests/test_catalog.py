@@ -56,11 +56,15 @@ def test_a_model_command_does_import_torch(registry):
 def test_timm_catalog_is_cached_by_version(registry):
     import timm
 
-    path = catalog.catalog_dir() / "catalog" / f"timm-{version('timm')}.json"
+    from zoo.plugins.timm_models import CATALOG
+
+    assert CATALOG.startswith(f"timm-{version('timm')}")
+    path = catalog.catalog_dir() / "catalog" / f"{CATALOG}.json"
     entries = json.loads(path.read_text())
     assert [entry["arch"] for entry in entries] == timm.list_models()
     resnet50 = next(entry for entry in entries if entry["arch"] == "resnet50")
     assert resnet50["head"] == "fc" and resnet50["pretrained"] and resnet50["size"] == 224
+    assert resnet50["hub"] == timm.get_pretrained_cfg("resnet50").hf_hub_id
     every_timm = registry.find("timm/*")
     assert len(every_timm) == len(entries)
     assert registry.model("timm/resnet50").input.mean == tuple(resnet50["mean"])

@@ -26,7 +26,8 @@ def test_head_checkpoint_holds_the_head_and_resumes_to_the_same_weights(
     checkpoint = runs / "v" / FILENAME
     saved = load_checkpoint(checkpoint, "vgg16")
     assert saved["state_dict"] and all(k.startswith("classifier.") for k in saved["state_dict"])
-    assert checkpoint.stat().st_size < 35e6  # the head and its Adam moments; the model is 58 MB
+    # The head, its Adam moments and the best epoch's head (9.4 MB); the whole model is 58 MB.
+    assert checkpoint.stat().st_size < 45e6
 
     # Resuming the finished run rebuilds the frozen features and gives the same weights.
     result = zoo_cli(f"{args} --out {tmp_path / 'again'} --resume")

@@ -285,14 +285,22 @@ def test_compare_answers_with_every_model(client, demo_server):
         "unknown",
         "latency ms",
     ]
-    assert set(rows) == {LENET, "corrupt.safetensors", "unicorn.safetensors", IMAGENET_RESNET18}
+    lite0 = "imagenet/timm/tf_efficientnet_lite0"  # its weights ship with the package
+    assert set(rows) == {
+        LENET,
+        "corrupt.safetensors",
+        "unicorn.safetensors",
+        IMAGENET_RESNET18,
+        lite0,
+    }
     _, model, answer, confidence, unknown, latency = rows[LENET]
     assert model == "lenet" and answer in [str(d) for d in range(10)]
     assert 0 < confidence <= 100 and unknown in (True, False) and latency > 0
     assert rows["corrupt.safetensors"][2].startswith("unusable: ")
     assert "no installed plugin" in rows["unicorn.safetensors"][2]
     captions = [item["caption"] for item in heatmaps]  # one heat map per usable model
-    assert captions == [f"{LENET}: {answer}", f"{IMAGENET_RESNET18}: {rows[IMAGENET_RESNET18][2]}"]
+    imagenet = [IMAGENET_RESNET18, lite0]
+    assert captions == [f"{LENET}: {answer}", *(f"{name}: {rows[name][2]}" for name in imagenet)]
 
 
 def test_compare_keeps_the_intake_checks(client, files):

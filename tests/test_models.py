@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -127,8 +129,13 @@ def test_resnet18_pretrained_loads_torchvision_cache_then_replaces_head(
 
 def test_missing_pretrained_weights_offline_is_one_clear_error(registry, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(ZooError, match=r"offline, place vgg16-397923af.pth in \$TORCH_HOME"):
+    started = time.monotonic()
+    with pytest.raises(ZooError, match=r"no pretrained weights for vgg16 here") as error:
         registry.build(registry.model("vgg16"), num_classes=10, pretrained=True)
+    assert f"vgg16-397923af.pth, or that file placed in {tmp_path}/hub/checkpoints" in str(
+        error.value
+    )
+    assert time.monotonic() - started < 10  # the host probed once, no download retried
 
 
 def test_model_without_weights_refuses_pretrained(registry):

@@ -30,18 +30,6 @@ def digits_folder(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def sample_photos(tmp_path_factory) -> Path:
-    """scikit-learn's two real colour photographs as JPEG files."""
-    from sklearn.datasets import load_sample_images
-
-    folder = tmp_path_factory.mktemp("photos")
-    photos = load_sample_images()
-    for name, pixels in zip(photos.filenames, photos.images, strict=True):
-        Image.fromarray(pixels).save(folder / Path(name).name)
-    return folder
-
-
 def json_lines(result) -> list[dict]:
     assert result.code == 0, result.err
     return [json.loads(line) for line in result.out.splitlines()]

@@ -9,10 +9,12 @@ A plugin imports only this module::
         return [zoo.ModelSpec(name="tiny", summary="...", input=zoo.InputSpec(1, 28), head="fc")]
 
 Everything a plugin needs is here: the hook marker and the declarations (`ModelSpec`,
-`InputSpec`, `TrainDefaults`, `DatasetSpec`), `ZooError`, the ImageNet normalisation, and, for
-builders, loaders and exporters, `torchvision_model`, `cached_catalog`, `ImageSplits`,
-`split_train_test` and `atomic_write`. Importing ``zoo`` is light: no torch, no gradio (the last
-five are imported when first used). `zoo.testing` checks a plugin from its own tests.
+`InputSpec`, `TrainDefaults`, `DatasetSpec`, `PretrainedWeights`), `ZooError`, the ImageNet
+normalisation, and, for builders, loaders and exporters, `torchvision_model`, `cached_catalog`,
+`ImageSplits`, `split_train_test`, `atomic_write`, and where torch's and Hugging Face's caches
+keep a file (`torch_hub_file`, `hf_hub_file`). Importing ``zoo`` is light: no torch, no gradio
+(the names for builders are imported when first used). `zoo.testing` checks a plugin from its
+own tests.
 """
 
 from __future__ import annotations
@@ -22,13 +24,22 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
-from zoo.specs import IMAGENET_MEAN, IMAGENET_STD, DatasetSpec, InputSpec, ModelSpec, TrainDefaults
+from zoo.specs import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DatasetSpec,
+    InputSpec,
+    ModelSpec,
+    PretrainedWeights,
+    TrainDefaults,
+)
 
 if TYPE_CHECKING:
     from zoo.data.splits import ImageSplits, split_train_test
     from zoo.serving.pretrained import torchvision_model
     from zoo.util.catalog import cached as cached_catalog
     from zoo.util.files import atomic_write
+    from zoo.util.hub import hf_hub_file, torch_hub_file
 
 __version__ = "0.1.0"
 __all__ = [
@@ -38,13 +49,16 @@ __all__ = [
     "ImageSplits",
     "InputSpec",
     "ModelSpec",
+    "PretrainedWeights",
     "TrainDefaults",
     "ZooError",
     "__version__",
     "atomic_write",
     "cached_catalog",
+    "hf_hub_file",
     "hookimpl",
     "split_train_test",
+    "torch_hub_file",
     "torchvision_model",
 ]
 
@@ -55,6 +69,8 @@ _LAZY = {
     "torchvision_model": ("zoo.serving.pretrained", "torchvision_model"),
     "cached_catalog": ("zoo.util.catalog", "cached"),
     "atomic_write": ("zoo.util.files", "atomic_write"),
+    "torch_hub_file": ("zoo.util.hub", "torch_hub_file"),
+    "hf_hub_file": ("zoo.util.hub", "hf_hub_file"),
 }
 
 

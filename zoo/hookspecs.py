@@ -18,7 +18,7 @@ import pluggy
 if TYPE_CHECKING:
     from torch import nn
 
-    from zoo.specs import DatasetSpec, ModelSpec
+    from zoo.specs import DatasetSpec, ModelSpec, PretrainedWeights
 
 hookspec = pluggy.HookspecMarker("zoo")
 hookimpl = pluggy.HookimplMarker("zoo")
@@ -32,6 +32,13 @@ def zoo_models() -> list[ModelSpec]:
 @hookspec(firstresult=True)
 def zoo_build(spec: ModelSpec, num_classes: int, pretrained: bool) -> nn.Module | None:
     """Build `spec`'s model with a `num_classes`-way head; load pretrained weights if asked."""
+
+
+@hookspec(firstresult=True)
+def zoo_pretrained(spec: ModelSpec) -> PretrainedWeights | None:
+    """Where `spec`'s pretrained weights come from, and whether they are here. Cheap and free
+    of torch: `zoo list` asks it of every model it lists, and `zoo_build(..., pretrained=True)`
+    is called only once the weights are here or their `url` is reachable."""
 
 
 @hookspec(firstresult=True)

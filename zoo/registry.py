@@ -11,6 +11,7 @@ from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pluggy
 
@@ -23,7 +24,8 @@ from zoo.discovery import (
     plugin_dirs,
 )
 from zoo.errors import ZooError
-from zoo.specs import DatasetSpec, ModelSpec
+from zoo.specs import DatasetSpec, ModelSpec, PretrainedWeights
+from zoo.util.hub import reachable
 from zoo.util.paths import expand
 
 BY_NAME = ("zoo_build",)  # the hooks a plugin is asked for its own models only
@@ -122,10 +124,32 @@ class Registry:
             raise ZooError(f"dataset {key!r} is named as {usage!r}")
         return spec, Path(expand(path)) if path else None
 
-    def build(self, spec: ModelSpec, num_classes: int, pretrained: bool = False):
-        """Build `spec`'s model through `zoo_build`."""
-        if pretrained and not spec.pretrained:
+    def pretrained(self, spec: ModelSpec) -> PretrainedWeights | None:
+        """Where `spec`'s pretrained weights come from, as a plugin says (`zoo_pretrained`)."""
+        return self.call_first("zoo_pretrained", spec)
+
+    def check_pretrained(self, spec: ModelSpec) -> PretrainedWeights | None:
+        """`spec`'s pretrained weights, if a plugin declares them; a ZooError at once, naming
+        what would provide them, where they are neither here nor reachable."""
+        weights = self.pretrained(spec)
+        if weights is None and not spec.pretrained:
             raise ZooError(f"model {spec.name!r} has no pretrained weights")
+        if weights is not None and weights.file is None:
+            if not weights.url:
+                raise ZooError(f"no pretrained weights for {spec.name} here: {weights.provider}")
+            if not reachable(weights.url):
+                host = urlsplit(weights.url).hostname
+                raise ZooError(
+                    f"no pretrained weights for {spec.name} here, and {host} is unreachable: "
+                    f"{weights.provider}"
+                )
+        return weights
+
+    def build(self, spec: ModelSpec, num_classes: int, pretrained: bool = False):
+        """Build `spec`'s model through `zoo_build`; with `pretrained`, only once its weights
+        are here or reachable (`check_pretrained`)."""
+        if pretrained:
+            self.check_pretrained(spec)
         model, builder = self.first_answer(
             "zoo_build", spec, num_classes=num_classes, pretrained=pretrained
         )
@@ -187,10 +211,13 @@ class Registry:
 
 def _check_result(hook: str, result: Any, kwargs: dict[str, Any]) -> None:
     """A TypeError unless `result` is what `hook` promises (see zoo.hookspecs)."""
-    from torch import nn
+    if hook == "zoo_pretrained" and not isinstance(result, PretrainedWeights):
+        raise TypeError(f"returned {_kind(result)}, not a PretrainedWeights")
+    if hook == "zoo_build":
+        from torch import nn
 
-    if hook == "zoo_build" and not isinstance(result, nn.Module):
-        raise TypeError(f"returned {_kind(result)}, not an nn.Module")
+        if not isinstance(result, nn.Module):
+            raise TypeError(f"returned {_kind(result)}, not an nn.Module")
     if hook == "zoo_finetune":
         owned = {id(p) for p in kwargs["model"].parameters()}
         if not isinstance(result, list) or not all(

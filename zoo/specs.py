@@ -119,6 +119,44 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class PretrainedWeights:
+    """Where a model's pretrained weights come from, as the plugin that knows them says
+    (`zoo_pretrained`): plain data, found without importing torch.
+
+    `source` says in a line what they are and where they come from. `file` is their state-dict
+    file here (.pth or .safetensors), None where it is not here; `url` is where the plugin's
+    builder would download them from (None: nowhere). `provider` says what would provide them
+    (a package to install, a file to place). `classes` names the dataset of the classifier head
+    they keep at that dataset's class count ("imagenet": 1,000 ImageNet classes), "" when
+    their head is not kept. `convert(state_dict, model)`, where given, maps the file's keys
+    onto the model's built by `zoo_build`, checked (a ZooError where they do not map), and is
+    also how `--init-from` reads files in that format.
+    """
+
+    source: str
+    file: str | None
+    provider: str
+    url: str | None = None
+    classes: str = ""
+    convert: Callable[[dict, Any], dict] | None = None
+
+    @classmethod
+    def torch_hub(cls, source: str, url: str, classes: str = "") -> PretrainedWeights:
+        """Weights that torch.hub (torchvision's builders) downloads from `url`: here when
+        $TORCH_HOME/hub/checkpoints/ holds the file."""
+        from zoo.util.hub import torch_hub_file
+
+        file = torch_hub_file(url.rsplit("/", 1)[-1])
+        return cls(
+            source=source,
+            file=str(file) if file.is_file() else None,
+            provider=f"the download of {url}, or that file placed in {file.parent}",
+            url=url,
+            classes=classes,
+        )
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """A dataset zoo can train on.
 
@@ -130,6 +168,9 @@ class DatasetSpec:
     `cache_root` (the on-disk cache's folder), `augment` (whether random crops follow) and
     `progress`, hints for loaders that decode files of varying sizes. `flip` says whether a
     mirrored image keeps its label (not so for digits), so `--augment` may flip it.
+    `locate(root)`, where given, says without loading anything where the dataset would be read
+    from with data folder `root` (None: the default): a folder, or how it is embedded; None where
+    it is not found.
     """
 
     name: str
@@ -137,6 +178,7 @@ class DatasetSpec:
     load: Callable[..., Any]
     takes_path: bool = False
     flip: bool = True
+    locate: Callable[[Any], str | None] | None = None
     plugin: str = ""
 
     def __post_init__(self) -> None:

@@ -46,7 +46,12 @@ RunsDir = Annotated[
 ]
 JsonLines = Annotated[bool, typer.Option("--json", help="Print JSON lines.")]
 WeightsFile = Annotated[
-    Path, typer.Argument(metavar="WEIGHTS", help="A weights file.", callback=expand)
+    Path,
+    typer.Argument(
+        metavar="WEIGHTS",
+        help="A weights file, or imagenet/MODEL: a model's pretrained ImageNet classifier.",
+        callback=expand,
+    ),
 ]
 ImageFiles = Annotated[
     list[Path],

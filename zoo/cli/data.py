@@ -30,7 +30,8 @@ def list_datasets(
     as_json: JsonFlag = False,
     data_dir: DataDir = None,
 ) -> None:
-    """List the datasets zoo train and zoo eval take, and the prepared ones in the cache."""
+    """List the datasets zoo train and zoo eval take, where each is found, and the prepared
+    ones in the cache."""
     if ctx.invoked_subcommand:
         return
     from zoo.data import cache
@@ -41,6 +42,7 @@ def list_datasets(
             "name": f"{s.name}:PATH" if s.takes_path else s.name,
             "summary": s.summary,
             "flip": s.flip,
+            "found": s.locate(data_dir) if s.locate else None,
             "plugin": s.plugin,
         }
         for s in specs
@@ -53,13 +55,14 @@ def list_datasets(
     table = [
         {
             "dataset": row["name"],
+            "found": row["found"] or ("PATH" if row["name"].endswith(":PATH") else "not here"),
             "augment flips": "yes" if row["flip"] else "no",
             "plugin": row["plugin"],
             "summary": row["summary"],
         }
         for row in rows
     ]
-    print_table(table, wrap="summary", drop=("plugin",))
+    print_table(table, wrap="summary", drop=("plugin", "augment flips"))
     out.print(f"\nprepared in {escape(str(root))}:" if cached else f"\nnothing prepared in {root}")
     if cached:
         table = Table("dataset", "images", "size", "on disk", "created", box=None)

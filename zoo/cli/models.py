@@ -21,8 +21,16 @@ def list_models(
     """List the models (a curated set, or all that match PATTERN)."""
     reg = registry()
     specs = reg.find(pattern)
+    weights = {spec.name: reg.pretrained(spec) for spec in specs}
     if as_json:
-        print(json.dumps([spec.to_dict() for spec in specs], indent=2))
+        rows = [
+            {
+                **spec.to_dict(),
+                "pretrained_here": bool(weights[spec.name] and weights[spec.name].file),
+            }
+            for spec in specs
+        ]
+        print(json.dumps(rows, indent=2))
         return
     if not specs:
         raise ZooError(f"no model matches {pattern!r}{reg.did_you_mean(pattern)}")
@@ -30,17 +38,26 @@ def list_models(
         {
             "model": spec.name,
             "input": f"{spec.input.channels}x{spec.input.size}x{spec.input.size}",
-            "pretrained": "yes" if spec.pretrained else "",
+            "pretrained": _availability(spec, weights[spec.name]),
             "plugin": spec.plugin,
             "summary": spec.summary,
         }
         for spec in specs
     ]
     print_table(rows, wrap="summary", drop=("plugin", "pretrained"))
+    if any(weights[spec.name] and weights[spec.name].file for spec in specs):
+        out.print("pretrained: here = the weights are on this machine; online = downloaded first")
     if pattern is None:
         hidden = len(registry().models) - len(specs)
         if hidden:
             out.print(f"and {hidden} more: zoo list 'timm/*' lists them all")
+
+
+def _availability(spec, weights) -> str:
+    """Whether `spec`'s pretrained weights are here, only online, or do not exist."""
+    if weights is not None:
+        return "here" if weights.file else "online" if weights.url else "no"
+    return "online" if spec.pretrained else ""
 
 
 @app.command()
@@ -57,8 +74,12 @@ def info(
 
     model = reg.build(spec, num_classes=classes)
     shapes = parameter_shapes(model)
+    weights = reg.pretrained(spec)
     facts = {
         **spec.to_dict(),
+        "pretrained_weights": None
+        if weights is None
+        else {key: getattr(weights, key) for key in ("source", "file", "provider", "url")},
         "module_tree": str(model),
         "parameters": [{"name": n, "shape": list(s)} for n, s in shapes],
         "parameter_count": parameter_count(model),
@@ -70,7 +91,7 @@ def info(
         return
     i = spec.input
     out.print(f"[bold]{spec.name}[/]: {spec.summary}")
-    out.print(f"plugin {spec.plugin}; head {spec.head}; pretrained weights: {spec.pretrained}")
+    out.print(f"plugin {spec.plugin}; head {spec.head}; {_describe_weights(spec, weights)}")
     out.print(f"fine-tune strategies: {', '.join(spec.strategies)}")
     if spec.aliases:
         out.print(f"also loads weights files of: {', '.join(spec.aliases)}")
@@ -84,6 +105,15 @@ def info(
     if graph:
         out.print("\nautograd graph of MSELoss(model(randn), randn):")
         print("\n".join(facts["autograd_graph"]))
+
+
+def _describe_weights(spec, weights) -> str:
+    """A line on `spec`'s pretrained weights: where they come from, and whether they are here."""
+    if weights is None:
+        return f"pretrained weights: {'online' if spec.pretrained else 'none'}"
+    if weights.file:
+        return f"pretrained weights here: {weights.source} ({weights.file})"
+    return f"pretrained weights not here: {weights.source}; from {weights.provider}"
 
 
 @app.command()

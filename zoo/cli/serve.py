@@ -101,10 +101,8 @@ def export_model(
 
     reg = registry()
     if pretrained:
-        from zoo.serving.pretrained import imagenet_weights
-
         spec = reg.model(weights)
-        classifier = Classifier.imagenet(reg, spec.name, imagenet_weights(spec.name))
+        classifier = Classifier.imagenet(reg, spec.name)
         source = Path("weights") / f"{default_run_name(spec.name, 'imagenet')}.safetensors"
     elif not Path(weights).exists() and reg.provides(weights):
         raise ZooError(f"{weights!r} is a model, not a weights file; add --pretrained for ImageNet")
@@ -147,7 +145,7 @@ def predict_images(
     from zoo.serving.predict import find_images, predict_files
     from zoo.util import threads as torch_threads
 
-    classifier = Classifier.load(registry(), weights)
+    classifier = Classifier.open(registry(), weights)
     files = find_images(images)
     example = torch_threads.example(classifier.input, min(batch_size, len(files)))
     torch_threads.use(threads, classifier.model, example, train=False)

@@ -76,10 +76,22 @@ def train_model(
         err.print(f"interrupted: {escape(str(interrupt))}" if str(interrupt) else "interrupted")
         raise typer.Exit(130) from None
     if result.path is not None:
+        t = result.timing
         out.print(
-            f"{spec.name} on {config.dataset}: test accuracy {result.accuracy:.2%} "
-            f"in {result.seconds:.1f}s -> {result.path} (run folder {result.run_dir})"
+            f"{spec.name} on {config.dataset}: test accuracy {result.accuracy:.2%} (the best "
+            f"epoch's weights, epoch {result.best_epoch}) in {result.seconds:.1f}s -> "
+            f"{result.path} (run folder {result.run_dir})"
         )
+        out.print(
+            f"seconds: {_features(t)}training {t['training']:.1f}, validation each epoch "
+            f"{t['validation']:.1f}, test {t['test']:.1f}, post-hoc fit {t['posthoc']:.1f}; "
+            f"the whole run {result.seconds:.1f}"
+        )
+
+
+def _features(timing: dict[str, float]) -> str:
+    seconds = timing.get("features")
+    return f"the frozen backbone's features {seconds:.1f}, " if seconds else ""
 
 
 def _option_parameters() -> list[inspect.Parameter]:

@@ -22,7 +22,8 @@ def evaluate(
         Path, typer.Argument(help="A .safetensors file from zoo train.", callback=expand)
     ],
     dataset: Annotated[
-        str | None, typer.Option("--dataset", "-d", help="Default: the one it was trained on.")
+        str | None,
+        typer.Option("--dataset", "-d", help="Default: the one it was trained on, and its folder."),
     ] = None,
     data_dir: Annotated[
         str | None, typer.Option(help="Where datasets live.", callback=expand)
@@ -68,6 +69,7 @@ def evaluate(
     if as_json:
         print(json.dumps(asdict(report), indent=2))
         return
+    out.print(f"data: {escape(report.source)}")
     out.print(
         f"{escape(report.weights)} on {escape(report.dataset)} ({report.images} test images): "
         f"accuracy [bold]{report.accuracy:.2%}[/]"
@@ -137,7 +139,7 @@ def explain_images(
     from zoo.serving.inference import Classifier
     from zoo.serving.predict import find_images
 
-    classifier = Classifier.load(registry(), weights)
+    classifier = Classifier.open(registry(), weights)
     files = find_images(images)
     folder = out_dir or Path(runs_dir) / weights.stem / "explain"
     table = Table("image", "top", "unknown", "deletion", "random", box=None)

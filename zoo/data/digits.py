@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
+from zoo.data.locate import EMBEDDED
 from zoo.data.splits import ImageSplits, split_train_test
 
 
@@ -14,4 +17,5 @@ def load_digits(root=None, download: bool = False, **_) -> ImageSplits:
     digits = sklearn_digits()
     images = torch.from_numpy(digits.images * (255 / 16)).round().to(torch.uint8).unsqueeze(1)
     labels = torch.from_numpy(digits.target).long()
-    return split_train_test(images, labels, [str(d) for d in range(10)])
+    data = split_train_test(images, labels, [str(d) for d in range(10)])
+    return replace(data, source=EMBEDDED)

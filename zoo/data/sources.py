@@ -10,10 +10,12 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.data.cache import data_dir, dataset_cache_dir
+from zoo.data.locate import EMBEDDED, cifar_locator, idx_locator
 from zoo.hookspecs import hookimpl
 from zoo.specs import DatasetSpec
 
@@ -82,6 +84,8 @@ def load_dataset(
         augment=augment,
         progress=progress,
     )
+    if not data.source:
+        data = replace(data, source=str(path or data_dir(root)))
     return spec, data
 
 
@@ -89,22 +93,37 @@ def load_dataset(
 def zoo_datasets() -> list[DatasetSpec]:
     return [
         DatasetSpec(
-            "digits", "1,797 8x8 handwritten digits (embedded)", _loader("load_digits"), flip=False
+            "digits",
+            "1,797 8x8 handwritten digits (embedded)",
+            _loader("load_digits"),
+            flip=False,
+            locate=lambda root=None: EMBEDDED,
         ),
         DatasetSpec(
             "mnist",
             "70,000 28x28 handwritten digits (IDX files)",
             _loader("load_mnist"),
             flip=False,
+            locate=idx_locator("MNIST"),
         ),
         DatasetSpec(
             "fashion-mnist",
-            "70,000 28x28 Zalando clothing images, 10 classes",
+            "70,000 28x28 Zalando clothing images, 10 classes (IDX files; Debian: apt-get "
+            "install dataset-fashion-mnist)",
             _loader("load_fashion_mnist"),
+            locate=idx_locator("FashionMNIST"),
         ),
-        DatasetSpec("cifar10", "60,000 32x32 colour images, 10 classes", _loader("load_cifar10")),
         DatasetSpec(
-            "cifar100", "60,000 32x32 colour images, 100 fine classes", _loader("load_cifar100")
+            "cifar10",
+            "60,000 32x32 colour images, 10 classes",
+            _loader("load_cifar10"),
+            locate=cifar_locator("CIFAR10"),
+        ),
+        DatasetSpec(
+            "cifar100",
+            "60,000 32x32 colour images, 100 fine classes",
+            _loader("load_cifar100"),
+            locate=cifar_locator("CIFAR100"),
         ),
         DatasetSpec(
             "folder",

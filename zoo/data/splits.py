@@ -18,7 +18,8 @@ class ImageSplits:
 
     The images are tensors in memory, or `zoo.data.stream.MappedImages` read from the
     on-disk cache a batch at a time; `photos` says they are photographs stored larger than the
-    model's input, for random-resized-crop augmentation.
+    model's input, for random-resized-crop augmentation; `source` says where they were read
+    from (a folder, or how the dataset is embedded).
     """
 
     classes: list[str]
@@ -27,6 +28,7 @@ class ImageSplits:
     test_images: torch.Tensor
     test_labels: torch.Tensor
     photos: bool = False
+    source: str = ""
 
     def __post_init__(self) -> None:
         if len(self.classes) < 2:

@@ -1,34 +1,57 @@
 """MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 in the files torchvision downloads.
 
 `--download` fetches them with torchvision's own code (checksums verified); otherwise they are
-read from `--data-dir`, where files the user placed there need not match torchvision's
-checksums. CIFAR's python batches are pickles: they are read with an unpickler that builds only
-numpy arrays, lists and strings, never arbitrary objects.
+read from where `zoo.data.locate` finds them (IDX files flat or in torchvision's layout, read in
+memory, so a read-only folder such as Debian's serves), where files the user placed need not
+match torchvision's checksums. CIFAR's python batches are pickles: they are read with an
+unpickler that builds only numpy arrays, lists and strings, never arbitrary objects.
 """
 
 from __future__ import annotations
 
-import gzip
 import pickle
-import shutil
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
 
+from zoo.data.idx import read_idx_splits
+from zoo.data.locate import CIFAR_FOLDERS, IDX_FILES, find_idx, idx_folders
 from zoo.data.splits import ImageSplits
 from zoo.errors import ZooError
-from zoo.util.files import atomic_write
+
+# The class names, as torchvision's datasets have them: Fashion-MNIST's are the dataset's own.
+IDX_CLASSES = {
+    "MNIST": [
+        f"{d} - {n}"
+        for d, n in enumerate(
+            ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+        )
+    ],
+    "FashionMNIST": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
+}
 
 
 def load_mnist(root: Path, download: bool = False, **_) -> ImageSplits:
-    """MNIST from `root`/MNIST/raw (IDX files, raw or gzipped)."""
+    """MNIST's IDX files (raw or gzipped) from `root` or `root`/MNIST/raw."""
     return _load_idx("MNIST", root, download)
 
 
 def load_fashion_mnist(root: Path, download: bool = False, **_) -> ImageSplits:
-    """Fashion-MNIST from `root`/FashionMNIST/raw (IDX files, raw or gzipped)."""
+    """Fashion-MNIST's IDX files (raw or gzipped) from `root`, `root`/FashionMNIST/raw or,
+    with the default data folder, Debian's /usr/share/datasets/fashion-mnist."""
     return _load_idx("FashionMNIST", root, download)
 
 
@@ -62,42 +85,30 @@ def _download(name: str, fetch) -> None:
 
 
 def _load_idx(kind: str, root: Path, download: bool) -> ImageSplits:
-    from torchvision import datasets
+    """MNIST or Fashion-MNIST from the first folder of `locate.idx_folders` that holds the
+    four files (flat, or torchvision's `<kind>/raw`), read in memory; `download` fetches
+    them into `root/<kind>/raw` where none does."""
+    folder = find_idx(kind, root)
+    if folder is None and download:
+        from torchvision import datasets
 
-    cls = getattr(datasets, kind)
-    folder = Path(root) / kind / "raw"
-    archives = [url.rsplit("/", 1)[-1] for url, _ in cls.resources]
-    files = [name.removesuffix(".gz") for name in archives]
-    for archive, file in zip(archives, files, strict=True):
-        if not (folder / file).is_file() and (folder / archive).is_file():
-            _gunzip(folder / archive, folder / file)
-    missing = _missing(folder, files)
-    if missing and download:
-        _download(kind, lambda: cls(str(root), train=True, download=True))
-    elif missing:
-        raise _not_found(kind, folder, missing)
-    try:
-        train, test = (cls(str(root), train=split, download=False) for split in (True, False))
-    except Exception as error:  # torchvision's own checks of the IDX headers
-        raise ZooError(f"cannot read {kind} from {folder} ({error})") from None
+        _download(kind, lambda: getattr(datasets, kind)(str(root), train=True, download=True))
+        folder = find_idx(kind, root)
+    if folder is None:
+        looked = " or ".join(str(f) for f in idx_folders(kind, root))
+        raise ZooError(
+            f"{kind} not found: no {', '.join(IDX_FILES)} (raw or .gz) in {looked}; add "
+            "--download (online) or --data-dir DIR where the files are"
+        )
+    train_x, train_y, test_x, test_y = read_idx_splits(folder, len(IDX_CLASSES[kind]))
     return ImageSplits(
-        list(train.classes),
-        train.data.unsqueeze(1).contiguous(),
-        train.targets.long(),
-        test.data.unsqueeze(1).contiguous(),
-        test.targets.long(),
+        list(IDX_CLASSES[kind]),
+        torch.from_numpy(train_x).unsqueeze(1),
+        torch.from_numpy(train_y),
+        torch.from_numpy(test_x).unsqueeze(1),
+        torch.from_numpy(test_y),
+        source=str(folder),
     )
-
-
-def _gunzip(archive: Path, target: Path) -> None:
-    def write(tmp: str) -> None:
-        with gzip.open(archive, "rb") as source, open(tmp, "wb") as sink:
-            shutil.copyfileobj(source, sink)
-
-    try:
-        atomic_write(target, write)
-    except (OSError, EOFError) as error:
-        raise ZooError(f"cannot decompress {archive} ({error})") from None
 
 
 def _load_cifar(kind: str, root: Path, download: bool) -> ImageSplits:
@@ -105,7 +116,7 @@ def _load_cifar(kind: str, root: Path, download: bool) -> ImageSplits:
     from torchvision.datasets.utils import download_and_extract_archive
 
     cls = getattr(datasets, kind)
-    folder = Path(root) / cls.base_folder
+    folder = Path(root) / CIFAR_FOLDERS[kind]
     train_files = [name for name, _ in cls.train_list]
     test_files = [name for name, _ in cls.test_list]
     missing = _missing(folder, [*train_files, *test_files, cls.meta["filename"]])
@@ -121,7 +132,9 @@ def _load_cifar(kind: str, root: Path, download: bool) -> ImageSplits:
     classes = _cifar_classes(folder / cls.meta["filename"], cls.meta["key"])
     train_images, train_labels = _cifar_batches(folder, train_files)
     test_images, test_labels = _cifar_batches(folder, test_files)
-    return ImageSplits(classes, train_images, train_labels, test_images, test_labels)
+    return ImageSplits(
+        classes, train_images, train_labels, test_images, test_labels, source=str(folder)
+    )
 
 
 def _cifar_classes(path: Path, key: str) -> list[str]:

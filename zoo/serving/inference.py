@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from PIL import Image
 from torch import nn
 
 from zoo import weights
+from zoo.channels import sum_first_conv
 from zoo.data.preprocess import pil_to_uint8, prepare, reduce_uint8, resize_uint8
 from zoo.registry import Registry
 from zoo.specs import InputSpec, ModelSpec
@@ -25,10 +26,6 @@ class Predictions:
 
     probabilities: torch.Tensor
     unknown: torch.Tensor
-
-
-if TYPE_CHECKING:
-    from torchvision.models import WeightsEnum
 
 
 @dataclass
@@ -58,6 +55,8 @@ class Classifier:
         extra = weights.read_extra(path)
         weights.check_finite(path, state | {weights.EXTRA + k: v for k, v in extra.items()})
         model = registry.build(spec, num_classes=len(classes))
+        if weights.input_spec(meta).channels == 1 and spec.input.channels == 3:
+            sum_first_conv(model)  # trained on grey images with its filters summed
         weights.load_state(model, state, path)
         model.eval().to(memory_format=torch.channels_last)
         return cls(
@@ -72,28 +71,36 @@ class Classifier:
         )
 
     @classmethod
-    def imagenet(cls, registry: Registry, name: str, weights: WeightsEnum) -> Classifier:
-        """A model with its 1000-class ImageNet head and torchvision's class names, in memory.
+    def imagenet(cls, registry: Registry, name: str) -> Classifier:
+        """Model `name`'s pretrained ImageNet classifier (1000 classes, their names), from the
+        weights its plugin says are here (`zoo_pretrained`), in memory."""
+        from zoo.serving.pretrained import imagenet_classes, imagenet_weights
 
-        `weights` is the torchvision weights enum the model's plugin loads for
-        `pretrained=True` (such as `ResNet18_Weights.IMAGENET1K_V1`).
-        """
-        from zoo.serving.pretrained import cached_file  # torchvision, only for its weights
-
+        pretrained = imagenet_weights(registry, name)
         spec = registry.model(name)
         model = registry.build(spec, num_classes=1000, pretrained=True)
-        categories = list(weights.meta["categories"])
+        categories = imagenet_classes()
         meta = {
             "model": spec.name,
             "plugin": spec.plugin,
             "classes": categories,
             "input": spec.input.to_dict(),
             "dataset": "imagenet",
-            "metrics": {"imagenet_top1": weights.meta["_metrics"]["ImageNet-1K"]["acc@1"] / 100},
-            "settings": {"weights": str(weights)},
+            "metrics": {},
+            "settings": {"weights": pretrained.source},
         }
         model.eval().to(memory_format=torch.channels_last)
-        return cls(cached_file(weights), model, meta, spec.input, categories, spec)
+        return cls(Path(pretrained.file), model, meta, spec.input, categories, spec)
+
+    @classmethod
+    def open(cls, registry: Registry, name: str | Path) -> Classifier:
+        """A weights file, or `imagenet/<model>`: that model's pretrained ImageNet classifier."""
+        from zoo.serving.pretrained import IMAGENET
+
+        text = str(name)
+        if text.startswith(IMAGENET) and not Path(name).exists():
+            return cls.imagenet(registry, text.removeprefix(IMAGENET))
+        return cls.load(registry, name)
 
     def to_uint8(self, image: Image.Image) -> torch.Tensor:
         """A PIL image as the uint8 (C, H, W) tensor this model's preprocessing takes."""

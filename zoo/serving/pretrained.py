@@ -1,29 +1,29 @@
-"""Pretrained weights for plugins: torchvision's, through its own cache and download code."""
+"""Pretrained weights put to use: torchvision's builders with a one-line offline error, and a
+model's pretrained ImageNet classifier, `imagenet/<model>`, where a plugin says (through
+`zoo_pretrained`) that its 1000-class weights are here."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
-import torch
 from torch import nn
 from torchvision.models import ResNet18_Weights, WeightsEnum
 
 from zoo.errors import ZooError
-from zoo.specs import IMAGENET_MEAN, IMAGENET_STD
+from zoo.registry import Registry
+from zoo.specs import IMAGENET_MEAN, IMAGENET_STD, PretrainedWeights
 
 __all__ = [
+    "IMAGENET",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
-    "cached_file",
+    "imagenet_classes",
+    "imagenet_models",
     "imagenet_weights",
-    "is_cached",
     "torchvision_model",
 ]
 
-# The models whose `zoo_build(..., num_classes=1000, pretrained=True)` is torchvision's whole
-# ImageNet classifier, with the weights it loads (whose metadata names the 1000 classes).
-IMAGENET_CLASSIFIERS: dict[str, WeightsEnum] = {"resnet18": ResNet18_Weights.IMAGENET1K_V1}
+IMAGENET = "imagenet/"  # `imagenet/<model>` names a model's pretrained ImageNet classifier
 
 
 def torchvision_model(builder: Callable[..., nn.Module], weights: WeightsEnum) -> nn.Module:
@@ -38,19 +38,29 @@ def torchvision_model(builder: Callable[..., nn.Module], weights: WeightsEnum) -
         ) from None
 
 
-def cached_file(weights: WeightsEnum) -> Path:
-    """Where torchvision keeps (or would download) `weights`: $TORCH_HOME/hub/checkpoints/."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet-1k class names, in the classifiers' order (torchvision's)."""
+    return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def is_cached(weights: WeightsEnum) -> bool:
-    """Whether `weights` load without a download."""
-    return cached_file(weights).is_file()
+def imagenet_models(registry: Registry, here: bool = True) -> list[str]:
+    """The listed models (`zoo list`) with a pretrained ImageNet classifier: whose weights are
+    here, or (not `here`) anywhere."""
+    found = []
+    for spec in registry.find():
+        weights = registry.pretrained(spec)
+        if weights is not None and weights.classes == "imagenet" and (weights.file or not here):
+            found.append(spec.name)
+    return found
 
 
-def imagenet_weights(model: str) -> WeightsEnum:
-    """The torchvision weights of `model`'s ImageNet classifier, or a ZooError."""
-    if model not in IMAGENET_CLASSIFIERS:
-        known = ", ".join(IMAGENET_CLASSIFIERS)
+def imagenet_weights(registry: Registry, model: str) -> PretrainedWeights:
+    """The pretrained weights of `model`'s ImageNet classifier, here; or a ZooError saying
+    which models have one, or what would provide them."""
+    weights = registry.pretrained(registry.model(model))
+    if weights is None or weights.classes != "imagenet":
+        known = ", ".join(imagenet_models(registry, here=False))
         raise ZooError(f"model {model!r} has no ImageNet classifier (models with one: {known})")
-    return IMAGENET_CLASSIFIERS[model]
+    if not weights.file:
+        raise ZooError(f"the ImageNet weights of {model} are not here: {weights.provider}")
+    return weights

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import Field, asdict, dataclass, fields, replace
 from typing import Any
 
+from zoo.channels import GREY_MODES
 from zoo.errors import ZooError
 from zoo.header import MAX_INPUT_SIZE
 from zoo.specs import InputSpec, ModelSpec, TrainDefaults, option
@@ -33,6 +34,11 @@ class TrainConfig(TrainDefaults):
     trivial_augment: bool = option(False, "With --augment on photos: TrivialAugmentWide.")
     image_size: int | None = option(None, "Input size, not the model's.", card="image size")
     pretrained: bool = option(False, "Start from ImageNet.", "--pretrained/--no-pretrained")
+    grey: str = option(
+        "sum",
+        "Grey images into an RGB model: sum (its first convolution's filters summed, one input "
+        "channel) or repeat (the channel repeated on the device).",
+    )
     init_from: str | None = option(
         None, "Start from a .safetensors or .pth file.", metavar="FILE", path=True
     )
@@ -82,6 +88,8 @@ class TrainConfig(TrainDefaults):
             raise ZooError("--seed must not be negative")
         if self.optimizer not in OPTIMIZERS:
             raise ZooError(f"unknown optimizer {self.optimizer!r}; choose from {OPTIMIZERS}")
+        if self.grey not in GREY_MODES:
+            raise ZooError(f"unknown --grey {self.grey!r}; choose from {GREY_MODES}")
         if self.schedule not in SCHEDULES:
             raise ZooError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
 

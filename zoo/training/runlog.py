@@ -31,8 +31,10 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines()]
 
 
-def plot_curves(run_dir: Path, history: list[dict[str, Any]], title: str) -> Path:
-    """Training loss, and train and test accuracy, per epoch."""
+def plot_curves(
+    run_dir: Path, history: list[dict[str, Any]], title: str, best: int | None = None
+) -> Path:
+    """Training loss, and train and validation accuracy, per epoch; the `best` epoch marked."""
     from matplotlib.figure import Figure
 
     epochs = [row["epoch"] for row in history]
@@ -41,7 +43,11 @@ def plot_curves(run_dir: Path, history: list[dict[str, Any]], title: str) -> Pat
     loss.plot(epochs, [row["loss"] for row in history], marker="o", label="train loss")
     loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     accuracy.plot(epochs, [row["train_accuracy"] for row in history], marker="o", label="train")
-    accuracy.plot(epochs, [row["accuracy"] for row in history], marker="o", label="test")
+    validation = [row.get("val_accuracy") for row in history]
+    if any(value is not None for value in validation):
+        accuracy.plot(epochs, validation, marker="o", label="validation (held out)")
+    if best is not None:
+        accuracy.axvline(best, color="grey", linestyle=":", label=f"best epoch ({best})")
     accuracy.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.01))
     for axes in (loss, accuracy):
         axes.grid(alpha=0.3)

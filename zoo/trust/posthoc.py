@@ -21,6 +21,9 @@ from zoo.trust.metrics import EVAL_BATCH, image_batches
 # whose gradients and deletion curves cost far more.
 SMALL = {"input": 64, "parameters": 1_000_000}
 CHECK_IMAGES = {True: 100, False: 8}
+# The detector's class Gaussians need no more training images than this (class-stratified),
+# so the fit stays a small part of a run on a large dataset.
+DETECTOR_IMAGES = 5_000
 
 
 @dataclass
@@ -40,15 +43,18 @@ def fit_posthoc(
     device: torch.device,
     run_dir: Path | None = None,
     title: str = "",
-    backbone_features: tuple[torch.Tensor, torch.Tensor] | None = None,
+    backbone_features: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    test_logits: torch.Tensor | None = None,
 ) -> PostHoc:
     """Fit the temperature and the detector on `held_out` (uint8 images, labels), the
     detector's Gaussians on `data`'s training split; choose the explanation method on its test
     split; with `run_dir`, write the reliability diagram and the top-loss gallery there.
 
-    `backbone_features` are the train and test splits' cached inputs of `spec.head` (a frozen
-    backbone's features, computed once for training): when the detector's layer is in the
-    head, the splits go through the head alone instead of the whole model again.
+    `backbone_features` are the train, held-out and test images' cached inputs of `spec.head`
+    (a frozen backbone's features, computed once for training): when the detector's layer is in the
+    head, the splits go through the head alone instead of the whole model again; otherwise the
+    detector's Gaussians take up to `DETECTOR_IMAGES` training images. `test_logits`, where
+    given, are the test split's, computed already.
     """
     from zoo.serving.inference import Classifier
 
@@ -58,21 +64,23 @@ def fit_posthoc(
     name = unknown.feature_layer(model, input_spec, spec.head)
     layer = model.get_submodule(name)
 
+    cached = backbone_features is not None and f"{name}.".startswith(f"{spec.head}.")
+
     def features_and_logits(split: int, images) -> tuple[torch.Tensor, torch.Tensor]:
-        if backbone_features is not None and f"{name}.".startswith(f"{spec.head}."):
+        if cached:
             batches = backbone_features[split].float().split(EVAL_BATCH)
             return unknown.features_and_logits(model.get_submodule(spec.head), layer, batches)
         return unknown.features_and_logits(model, layer, image_batches(images, input_spec, device))
 
     if len(held_labels):
-        held_features, held_logits = unknown.features_and_logits(
-            model, layer, image_batches(held_images, input_spec, device)
-        )
+        held_features, held_logits = features_and_logits(1, held_images)
         temperature = calibrate.fit_temperature(held_logits, held_labels)
-        train_features, _ = features_and_logits(0, data.train_images)
-        detector = unknown.fit_detector(name, train_features, data.train_labels, held_features)
+        train = data if cached else data.limit(DETECTOR_IMAGES)
+        train_features, _ = features_and_logits(0, train.train_images)
+        detector = unknown.fit_detector(name, train_features, train.train_labels, held_features)
         result.meta[unknown.KEY], result.tensors = detector.to_file()
-    _, test_logits = features_and_logits(1, data.test_images)
+    if test_logits is None:
+        _, test_logits = features_and_logits(2, data.test_images)
     result.meta["calibration"] = {
         **analysis.calibration(test_logits, data.test_labels, temperature),
         "held_out_images": len(held_labels),

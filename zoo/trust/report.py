@@ -40,6 +40,7 @@ class Report:
     top_losses: list[dict[str, Any]] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
     explain: dict[str, Any] | None = None
+    source: str = ""
 
 
 def evaluate_weights(
@@ -55,7 +56,8 @@ def evaluate_weights(
     method: str | None = None,
 ) -> Report:
     """Evaluate weights file `path` on the test split of `dataset` (default: the one it was
-    trained on), whose classes must be the file's. With `figures_dir`, write the reliability
+    trained on, from the data folder its weights file records unless `root` is given), whose
+    classes must be the file's. With `figures_dir`, write the reliability
     diagram and the top-loss gallery there; with `deletion`, measure how often `method`'s
     maps (default: the file's) pass the deletion test."""
     from zoo.data.sources import load_dataset
@@ -64,10 +66,17 @@ def evaluate_weights(
     from zoo.trust import analysis
 
     classifier = Classifier.load(registry, path)
-    dataset = dataset or classifier.meta.get("dataset")
+    recorded = classifier.meta.get("data") or {}
+    given = dataset
+    if given is None:
+        dataset = recorded.get("dataset") or classifier.meta.get("dataset")
+        root = root or recorded.get("data_dir")
     if not dataset or dataset == "imagenet":
         raise ZooError(f"{path} names no dataset zoo can load; pass --dataset")
     _, data = load_dataset(registry, dataset, classifier.input.size, root, download)
+    source = f"{dataset} from {data.source}"
+    if given is None:
+        source += " (the dataset recorded in the weights file)"
     if data.classes != classifier.classes:
         raise ZooError(
             f"{path} knows classes {_few(classifier.classes)} but {dataset} has "
@@ -110,6 +119,7 @@ def evaluate_weights(
         ],
         figures=[str(f) for f in figures],
         explain=explained,
+        source=source,
     )
 
 
