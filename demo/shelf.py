@@ -15,8 +15,8 @@ from zoo.demo.intake import kind, shown
 from zoo.errors import ZooError
 from zoo.header import DEFAULT_MAX_PARAMETERS
 from zoo.registry import Registry
+from zoo.serving.imagenet import IMAGENET, imagenet_classes, imagenet_models
 from zoo.serving.inference import Classifier
-from zoo.serving.pretrained import IMAGENET, imagenet_classes, imagenet_models
 from zoo.util import threads
 from zoo.weights import Checked, check_file
 

@@ -161,7 +161,9 @@ def _catalog_entry(arch: str) -> dict[str, Any]:
 
 @cache
 def _catalog_by_arch() -> dict[str, dict[str, Any]]:
-    return {entry["arch"]: entry for entry in zoo.cached_catalog(CATALOG, timm_catalog)}
+    return {
+        entry["arch"]: entry for entry in zoo.cached_catalog(CATALOG, timm_catalog, check_catalog)
+    }
 
 
 @zoo.hookimpl

@@ -151,7 +151,9 @@ def test_a_damaged_catalog_is_named_and_rebuilt(tmp_path, monkeypatch, case):
 
 def test_zoo_list_heals_an_empty_timm_catalog(registry, tmp_path):
     """`[]` used to make every timm model vanish silently, and for good."""
-    path = tmp_path / "catalog" / f"timm-{version('timm')}.json"
+    from zoo.plugins.timm_models import CATALOG
+
+    path = tmp_path / "catalog" / f"{CATALOG}.json"
     path.parent.mkdir()
     path.write_text("[]")
     env = {**os.environ, "ZOO_CACHE": str(tmp_path), "COLUMNS": "200"}

@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 
 from zoo import __version__
 from zoo import header as header_schema
+from zoo.channels import sum_first_conv
 from zoo.errors import ZooError
 from zoo.specs import InputSpec, ModelSpec
 from zoo.util.files import atomic_write
@@ -105,16 +106,24 @@ def check_file(registry: Registry, path: str | Path, max_parameters: int | None 
             f"which {which}"
         )
     spec = registry.model(meta["model"])
-    classes = len(meta["classes"])
     parameters = header_schema.check_model(
         path,
         meta,
-        lambda: registry.build(spec, num_classes=classes),
+        lambda: build_for(registry, spec, meta),
         shapes,
         spec.head,
         max_parameters,
     )
     return Checked(meta, spec, parameters)
+
+
+def build_for(registry: Registry, spec: ModelSpec, meta: dict[str, Any]) -> torch.nn.Module:
+    """`spec`'s model for a file's header: its classes, and a grey-trained RGB model's first
+    convolution summed to take one channel, as it was trained."""
+    model = registry.build(spec, num_classes=len(meta["classes"]))
+    if input_spec(meta).channels == 1 and spec.input.channels == 3:
+        sum_first_conv(model)
+    return model
 
 
 def read(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

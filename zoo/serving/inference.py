@@ -12,7 +12,6 @@ from PIL import Image
 from torch import nn
 
 from zoo import weights
-from zoo.channels import sum_first_conv
 from zoo.data.preprocess import pil_to_uint8, prepare, reduce_uint8, resize_uint8
 from zoo.registry import Registry
 from zoo.specs import InputSpec, ModelSpec
@@ -54,9 +53,7 @@ class Classifier:
         state, _ = weights.read(path)
         extra = weights.read_extra(path)
         weights.check_finite(path, state | {weights.EXTRA + k: v for k, v in extra.items()})
-        model = registry.build(spec, num_classes=len(classes))
-        if weights.input_spec(meta).channels == 1 and spec.input.channels == 3:
-            sum_first_conv(model)  # trained on grey images with its filters summed
+        model = weights.build_for(registry, spec, meta)  # a grey-trained RGB model's filters summed
         weights.load_state(model, state, path)
         model.eval().to(memory_format=torch.channels_last)
         return cls(
@@ -74,7 +71,7 @@ class Classifier:
     def imagenet(cls, registry: Registry, name: str) -> Classifier:
         """Model `name`'s pretrained ImageNet classifier (1000 classes, their names), from the
         weights its plugin says are here (`zoo_pretrained`), in memory."""
-        from zoo.serving.pretrained import imagenet_classes, imagenet_weights
+        from zoo.serving.imagenet import imagenet_classes, imagenet_weights
 
         pretrained = imagenet_weights(registry, name)
         spec = registry.model(name)
@@ -95,7 +92,7 @@ class Classifier:
     @classmethod
     def open(cls, registry: Registry, name: str | Path) -> Classifier:
         """A weights file, or `imagenet/<model>`: that model's pretrained ImageNet classifier."""
-        from zoo.serving.pretrained import IMAGENET
+        from zoo.serving.imagenet import IMAGENET
 
         text = str(name)
         if text.startswith(IMAGENET) and not Path(name).exists():
