@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from zoo.data import preprocess
-from zoo.data.preprocess import open_image, pil_to_uint8
+from zoo.data.preprocess import INK_MARGIN, INK_SIDE, ink_square, open_image, pil_to_uint8
 from zoo.demo.batching import Batcher
 from zoo.demo.intake import Uploads, kind
 from zoo.demo.shelf import WeightsShelf
@@ -30,8 +30,8 @@ from zoo.trust.explain import explain, overlay
 from zoo.util.files import atomic_write
 
 DISPLAY_SIZE = 224  # the model's view is shown at least this large, pixels kept sharp
-DRAWING_MARGIN = 0.05  # white space kept around a drawing's ink: the digits set's fill their box
-DRAWING_SIZE = 448  # a drawing is scaled down to fit this square (a 280x280 canvas is left as is)
+DRAWING_MARGIN = INK_MARGIN  # space kept around a drawing's ink: the digits set's fill their box
+DRAWING_SIZE = INK_SIDE  # a drawing is scaled down to fit this square (a 280x280 canvas is not)
 EMPTY_DRAWING = "the sketchpad is empty: draw a digit first"
 DRAWN = "zoo.drawn"  # marks a decoded drawing (PIL image info)
 MAX_DRAWING_BYTES = 10_000_000  # as an upload's cap
@@ -67,19 +67,9 @@ def read_drawing(uploads: Uploads, sketch: Any) -> Image.Image:
         drawn = uploads.open(composite)
     # Transparency is white paper; a large canvas is reduced first, in its own bit depth.
     paper = pil_to_uint8(drawn, channels=1, fit=DRAWING_SIZE)[0].numpy()
-    ink = ImageOps.invert(Image.fromarray(paper))
-    box = ink.getbbox()
-    if box is None:
+    square = ink_square(paper, DRAWING_MARGIN, DRAWING_SIZE)
+    if square is None:
         raise ZooError(EMPTY_DRAWING)
-    ink = ink.crop(box)
-    side = max(ink.size) * (1 + 2 * DRAWING_MARGIN)
-    scale = min(1.0, DRAWING_SIZE / side)
-    if scale < 1:  # a long thin stroke is not padded to a huge square
-        size = (max(1, round(ink.width * scale)), max(1, round(ink.height * scale)))
-        ink = ink.resize(size, Image.Resampling.BOX)
-    side = round(side * scale)
-    square = Image.new("L", (side, side), 0)
-    square.paste(ink, ((side - ink.width) // 2, (side - ink.height) // 2))
     square.info[DRAWN] = True  # reaches the model at its training images' resolution
     return square
 

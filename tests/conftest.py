@@ -124,6 +124,24 @@ def fashion_mnist_copy(tmp_path) -> Path:
     folder.chmod(0o755)
 
 
+@pytest.fixture(scope="session")
+def fashion_weights(tmp_path_factory) -> Path:
+    """A LeNet really trained on 10,000 of Debian's Fashion-MNIST garments, 3 epochs."""
+    from zoo.training.config import TrainConfig
+    from zoo.training.loop import train
+
+    if not (DEBIAN_FASHION_MNIST / "t10k-labels-idx1-ubyte.gz").is_file():
+        pytest.skip("no Debian dataset-fashion-mnist: run scripts/install-debian-packages.sh")
+    registry = get_registry()
+    spec = registry.model("lenet")
+    config = TrainConfig.for_model(
+        spec, dataset="fashion-mnist", limit=10_000, epochs=3, batch_size=128
+    )
+    path = tmp_path_factory.mktemp("weights") / "lenet-fashion-mnist.safetensors"
+    train(registry, spec, config, path, progress=False)
+    return path
+
+
 @dataclass
 class DemoServer:
     url: str

@@ -68,6 +68,18 @@ HEADERS: dict[str, tuple[dict, str]] = {
         "unknown.threshold is -5",
     ),
     "detector-layer": ({"unknown": {"layer": "fc9", "threshold": 5}}, "unknown.layer 'fc9'"),
+    "detector-view": (
+        {"unknown": {"layer": "fc1", "threshold": 5, "views": {"colour": {"threshold": 1}}}},
+        "unknown.views names 'colour'; it may name",
+    ),
+    "view-threshold": (
+        {"unknown": {"layer": "fc1", "threshold": 5, "views": {"pixels": {"threshold": -1}}}},
+        "unknown.views.pixels.threshold is -1",
+    ),
+    "background-blue": (
+        {"unknown": {"layer": "fc1", "threshold": 5, "background": "blue"}},
+        r"unknown.background must be one of \('dark', 'light'\)",
+    ),
     "accuracy-1e308": ({"metrics": {"test_accuracy": 1e308}}, "metrics.test_accuracy is 1e"),
     "accuracy-overflow": (
         {"metrics": Raw('{"test_accuracy": 1e400}')},
@@ -85,6 +97,10 @@ TENSORS = {
     "short-detector": (
         lambda t: {**t, "zoo.unknown.means": t["zoo.unknown.means"][:5]},
         r"tensor zoo.unknown.means is \(5, 400\); the detector needs \(10, 400\)",
+    ),
+    "short-pixels-view": (
+        lambda t: {**t, "zoo.unknown.pixels.means": t["zoo.unknown.pixels.means"][:, :5].clone()},
+        r"tensor zoo.unknown.pixels.means is \(10, 5\); the detector needs \(10, 256\)",
     ),
     "nan-weight": (
         lambda t: {**t, "fc1.weight": t["fc1.weight"] / 0},

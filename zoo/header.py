@@ -31,6 +31,8 @@ TEMPERATURE = (1e-6, 1e6)  # a temperature is positive, and no smaller than logi
 DEFAULT_MAX_PARAMETERS = 200_000_000  # the largest model `zoo demo` builds (--max-params)
 EXTRA = "zoo."  # tensors under this prefix are zoo's (the unknown-input detector)
 DETECTOR = ("zoo.unknown.means", "zoo.unknown.precision")
+DETECTOR_VIEWS = ("pixels", "statistics")  # the detector's views besides the layer's features
+BACKGROUNDS = ("dark", "light")
 
 
 def check(path: Any, meta: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +65,12 @@ def check(path: Any, meta: dict[str, Any]) -> dict[str, Any]:
         field.number("unknown.threshold", 0, math.inf, required=True)
         field.text("unknown.method")
         field.number("unknown.quantile", 0, 1)
+        for view in field.kind("unknown.views", dict, "an object") or {}:
+            if view not in DETECTOR_VIEWS:
+                field.fail("unknown.views", f"names {view[:20]!r}; it may name {DETECTOR_VIEWS}")
+            field.number(("unknown", "views", view, "threshold"), 0, math.inf, required=True)
+        if field.text("unknown.background") not in (None, *BACKGROUNDS):
+            field.fail("unknown.background", f"must be one of {BACKGROUNDS}")
     if field.kind("explain", dict, "an object") is not None:
         field.text("explain.method", required=True)
         for method in field.kind("explain.deletion_pass_rate", dict, "an object") or {}:
@@ -207,16 +215,35 @@ def check_model(
         layer = meta["unknown"]["layer"]
         if layer not in features:
             raise ZooError(f"{path}: unknown.layer {layer!r} is no layer of {meta['model']}")
-        size = (len(meta["classes"]), features[layer])
-        for name, want in zip(DETECTOR, (size, (size[1],) * 2), strict=True):
-            if tuple(shapes.get(name, ())) != want:
-                got = shapes.get(name)
-                found = f"is {tuple(got)}" if got is not None else "is missing"
-                raise ZooError(
-                    f"{path}: tensor {name} {found}; the detector needs {want} "
-                    f"({size[0]} classes, {size[1]} features at {layer})"
-                )
+        _check_gaussians(path, shapes, DETECTOR, meta, features[layer], f"features at {layer}")
+        from zoo.trust.unknown import view_width
+
+        spec = meta["input"]
+        for view in meta["unknown"].get("views", {}):
+            width = view_width(view, spec["channels"], spec["size"])
+            names = (f"zoo.unknown.{view}.means", f"zoo.unknown.{view}.precision")
+            _check_gaussians(path, shapes, names, meta, width, f"values in its {view} view")
     return parameters
+
+
+def _check_gaussians(
+    path: Any,
+    shapes: dict[str, tuple[int, ...]],
+    names: tuple[str, str],
+    meta: dict[str, Any],
+    width: int,
+    what: str,
+) -> None:
+    """The detector's means (K, D) and precision (D, D) tensors `names` for `width` = D."""
+    size = (len(meta["classes"]), width)
+    for name, want in zip(names, (size, (width, width)), strict=True):
+        if tuple(shapes.get(name, ())) != want:
+            got = shapes.get(name)
+            found = f"is {tuple(got)}" if got is not None else "is missing"
+            raise ZooError(
+                f"{path}: tensor {name} {found}; the detector needs {want} "
+                f"({size[0]} classes, {width} {what})"
+            )
 
 
 def _check_shapes(

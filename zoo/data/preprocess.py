@@ -26,6 +26,9 @@ _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 MAX_PIXELS = 50_000_000  # images are refused above this from their header (10000x10000 is 100M)
 MAX_SIDE = 65_535  # the largest side read (JPEG's own limit)
 REDUCE_ROWS = 256  # rows of an image reduced at a time
+INK_MARGIN = 0.05  # space kept around ink on paper, a fraction of its side on each side
+INK_SIDE = 448  # ink on paper is scaled down to fit this square
+INK_LEVEL = 32  # of 255: darker than the paper by more than this is ink
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 
 
@@ -149,6 +152,32 @@ def _box_reduce(image: Image.Image, factor: int) -> Image.Image:
             reduced = strip.reduce(factor)
         out.paste(reduced, (0, top // factor))
     return out
+
+
+def ink_square(
+    paper: np.ndarray, margin: float = INK_MARGIN, side: int = INK_SIDE
+) -> Image.Image | None:
+    """Dark ink on light paper (uint8 H x W grey: a drawing, a scan) as the datasets' digits
+    are: light ink on black, the paper's own brightness (its border's median) made black, the
+    square around the ink with `margin` on each side, at most `side` square; None if there is
+    no ink."""
+    edge = np.concatenate([paper[0], paper[-1], paper[:, 0], paper[:, -1]])
+    level = max(int(np.median(edge)), 1)
+    ink = np.clip(level - paper.astype(np.int32), 0, None) * 255 // level
+    drawn = Image.fromarray(ink.astype(np.uint8))
+    box = Image.fromarray(((ink > INK_LEVEL) * 255).astype(np.uint8)).getbbox()
+    if box is None:
+        return None
+    drawn = drawn.crop(box)
+    full = max(drawn.size) * (1 + 2 * margin)
+    scale = min(1.0, side / full)
+    if scale < 1:  # a long thin stroke is not padded to a huge square
+        size = (max(1, round(drawn.width * scale)), max(1, round(drawn.height * scale)))
+        drawn = drawn.resize(size, Image.Resampling.BOX)
+    full = round(full * scale)
+    square = Image.new("L", (full, full), 0)
+    square.paste(drawn, ((full - drawn.width) // 2, (full - drawn.height) // 2))
+    return square
 
 
 @functools.cache

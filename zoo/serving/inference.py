@@ -12,10 +12,10 @@ from PIL import Image
 from torch import nn
 
 from zoo import weights
-from zoo.data.preprocess import pil_to_uint8, prepare, reduce_uint8, resize_uint8
+from zoo.data.preprocess import ink_square, pil_to_uint8, prepare, reduce_uint8, resize_uint8
 from zoo.registry import Registry
 from zoo.specs import InputSpec, ModelSpec
-from zoo.trust.unknown import UnknownDetector, capture_input
+from zoo.trust.unknown import UnknownDetector, background, capture_input
 
 
 @dataclass
@@ -108,12 +108,23 @@ class Classifier:
         batch of them only needs normalising. With `at_source`, first reduced to the resolution
         the training images were stored at, when that is below the input size (the digits'
         8x8, which training scales up): a drawing's strokes then reach the model as the
-        training digits' did."""
+        training digits' did. For a model trained on light-on-dark images (digits, garments),
+        an image on light paper (a scan, a product photo) is taken as a drawing is: its ink
+        made light on black (`preprocess.ink_square`), then reduced to the source size."""
         x = self.to_uint8(image)[None]
+        if not at_source and self.light_on_dark() and background(x) == "light":
+            square = ink_square(pil_to_uint8(image, channels=1)[0].numpy())
+            if square is not None:
+                x, at_source = self.to_uint8(square)[None], True
         source = self.meta.get("source_size")
         if at_source and isinstance(source, int) and source < self.input.size:
             x = reduce_uint8(x, source)
         return resize_uint8(x, self.input.size)[0]
+
+    def light_on_dark(self) -> bool:
+        """Whether the training images were light on a dark background (as the detector
+        recorded)."""
+        return self.detector is not None and self.detector.background == "dark"
 
     def inputs(self, images: list[torch.Tensor]) -> torch.Tensor:
         """The model's input batch for uint8 (C, H, W) images of any sizes."""
@@ -129,7 +140,7 @@ class Classifier:
         else:
             with capture_input(self.model.get_submodule(self.detector.layer)) as seen:
                 logits = self.model(batch)
-            unknown = self.detector.unknown(seen[-1]).cpu()
+            unknown = self.detector.unknown(batch, seen[-1]).cpu()
         return Predictions((logits.float() / self.temperature).softmax(1), unknown)
 
     def probabilities_of(self, batch: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ CHECK_IMAGES = {True: 100, False: 8}
 # The detector's class Gaussians need no more training images than this (class-stratified),
 # so the fit stays a small part of a run on a large dataset.
 DETECTOR_IMAGES = 5_000
+BACKGROUND_IMAGES = 500  # training images whose borders say whether the background is dark
 
 
 @dataclass
@@ -77,7 +78,18 @@ def fit_posthoc(
         temperature = calibrate.fit_temperature(held_logits, held_labels)
         train = data if cached else data.limit(DETECTOR_IMAGES)
         train_features, _ = features_and_logits(0, train.train_images)
-        detector = unknown.fit_detector(name, train_features, train.train_labels, held_features)
+        sample = data.limit(DETECTOR_IMAGES)
+        train_views = unknown.views_of(image_batches(sample.train_images, input_spec, device))
+        held_views = unknown.views_of(image_batches(held_images, input_spec, device))
+        detector = unknown.fit_detector(
+            name,
+            {
+                unknown.FEATURES: (train_features, train.train_labels),
+                **{view: (rows, sample.train_labels) for view, rows in train_views.items()},
+            },
+            {unknown.FEATURES: held_features, **held_views},
+            background=unknown.background(_first(sample.train_images, BACKGROUND_IMAGES)),
+        )
         result.meta[unknown.KEY], result.tensors = detector.to_file()
     if test_logits is None:
         _, test_logits = features_and_logits(2, data.test_images)
@@ -106,6 +118,12 @@ def fit_posthoc(
     )
     result.meta["explain"] = choose_method(classifier, data.test_images, device)
     return result
+
+
+def _first(images, count: int) -> torch.Tensor:
+    """The first `count` of `images` (a tensor, or mapped from the cache) as a uint8 tensor."""
+    first = images[:count]
+    return first if isinstance(first, torch.Tensor) else first.read()
 
 
 def choose_method(classifier, images: torch.Tensor, device: torch.device) -> dict[str, Any]:
