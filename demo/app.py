@@ -18,7 +18,7 @@ from starlette.middleware import Middleware
 
 from zoo.demo import backprop, cards, graphview, inspector
 from zoo.demo.classify import Classify
-from zoo.demo.examples import default_folder, write_examples
+from zoo.demo.examples import Examples, default_folder
 from zoo.demo.guard import ComponentServerGuard
 from zoo.demo.intake import Uploads
 from zoo.demo.predict_tabs import (
@@ -113,8 +113,11 @@ def _inspect_tab(inspecting: inspector.Inspector) -> None:
         grad_button = gr.Button("zero_grad(), then loss.backward()", scale=1)
     grad_summary = gr.Markdown()
     with gr.Row(equal_height=False):
-        before = gr.Image(label="grad after zero_grad()", interactive=False, min_width=320)
-        after = gr.Image(label="grad after loss.backward()", interactive=False, min_width=320)
+        # Unlabelled: the picture's own title says which it is (a label would cover it).
+        before, after = (
+            gr.Image(label=label, show_label=False, interactive=False, min_width=320)
+            for label in ("grad after zero_grad()", "grad after loss.backward()")
+        )
 
     def inspect(name: str):
         found = inspecting.inspect(name)
@@ -214,7 +217,7 @@ def build_app(
     shelf = WeightsShelf(registry, weights_dir, max_parameters)
     runs_dir = Path(runs_dir) if runs_dir else weights_dir.absolute().parent / "runs"
     examples_dir = Path(examples_dir or default_folder())
-    examples = write_examples(registry, examples_dir)
+    examples = Examples(registry, examples_dir)
     uploads = Uploads([gr.utils.get_upload_folder(), examples_dir])
     classify = Classify(shelf, uploads, VIEWS, MAX_BATCH_SIZE)
     with gr.Blocks(title="zoo demo", analytics_enabled=False) as app:
@@ -248,6 +251,8 @@ CSS = """
   button[aria-label="Color"], button[aria-label="Brush Size"], .zoom-number, .separator) {
   display: none !important;
 }
+/* The Draw tab, for the models that take drawings only. */
+.no-drawing #draw-tab-button { display: none !important; }
 /* Results: the answer, then the top classes as bars with one decimal. */
 .answer { margin: 0 0 8px 0; font-size: 1.05em; overflow-wrap: anywhere; }
 .answer-label { font-size: 1.6em; margin-right: 6px; }
@@ -259,7 +264,24 @@ CSS = """
 .top-bar span { display: block; height: 100%; background: var(--color-accent, #f97316);
   border-radius: 4px; }
 .top-value { text-align: right; font-variant-numeric: tabular-nums; }
-.example-gallery img { image-rendering: pixelated; }
+/* Example galleries: as tall as their thumbnails, which wrap; each image whole, its caption
+   under it. A dataset's small images stay sharp. */
+.example-gallery .grid-wrap { min-height: 0 !important; max-height: none !important;
+  height: auto !important; overflow: visible !important; }
+.example-gallery .grid-container { grid-template-rows: none !important;
+  grid-auto-rows: auto !important;
+  grid-template-columns: repeat(auto-fill, minmax(var(--thumb), 1fr)) !important; }
+.dataset-gallery { --thumb: 84px; }
+.photo-gallery { --thumb: 140px; }
+.example-gallery .thumbnail-item { aspect-ratio: auto !important; height: auto !important;
+  display: flex; flex-direction: column; }
+.example-gallery .thumbnail-item > img { aspect-ratio: 1; height: auto !important;
+  object-fit: contain !important; }
+.dataset-gallery .thumbnail-item > img { image-rendering: pixelated; }
+.photo-gallery .thumbnail-item > img { aspect-ratio: auto; }
+.example-gallery .caption-label { position: static !important; max-width: none !important;
+  white-space: normal !important; overflow-wrap: anywhere; text-align: center;
+  border: none !important; border-radius: 0 !important; opacity: 1 !important; }
 /* The model dropdown shows its whole label, wrapped. */
 #model-choice input { text-overflow: ellipsis; }
 #model-choice ul li { white-space: normal; }
@@ -276,10 +298,9 @@ CSS = """
 .card-table td { overflow-wrap: anywhere; }
 .weak-model { background: #fff3cd; color: #664d03; border: 1px solid #ffe69c;
   border-radius: 6px; padding: 8px 12px; margin: 0; font-weight: 600; }
-/* Diagrams: the autograd graph at its natural size, scrolled sideways if it must. */
+/* Diagrams: the autograd graph at its natural size, scaled down to fit a narrow screen. */
 .graph-view { margin: 0; }
-.graph-scroll { overflow-x: auto; }
-.graph-scroll svg { max-width: none; }
+.graph-fit svg { display: block; max-width: 100%; height: auto; margin: 0 auto; }
 .backprop-diagram svg { width: 100%; height: auto; max-height: 440px; }
 .backprop-diagram .tall { display: none; }
 .chain-row { overflow-wrap: anywhere; margin: 6px 0; font-size: 1.05em; }
@@ -295,21 +316,23 @@ table.compare img { width: 112px; height: 112px; image-rendering: pixelated; dis
   table.compare :is(tr, td) { display: block; border: none; padding: 2px 0; }
   table.compare tr { border-bottom: 1px solid var(--border-color-primary); padding: 8px 0; }
   table.compare td[data-h]::before { content: attr(data-h) ": "; opacity: 0.7; }
-  .example-gallery .grid-container { grid-template-columns: repeat(5, 1fr) !important; }
   .backprop-diagram .wide { display: none; }
   .backprop-diagram .tall { display: block; max-width: 420px; margin: auto; }
   .gradio-container { padding-left: 6px !important; padding-right: 6px !important; }
 }
 """
-# The sketchpad opens ready to draw: choose its brush once it is on screen (gradio starts on
-# no tool, and a first stroke would do nothing).
+# The sketchpad is always ready to draw: its brush is chosen whenever it is on screen with no
+# tool chosen (gradio starts on none, and "clear" drops it: a stroke would then do nothing).
 JS = """() => {
   const pick = () => {
-    const brush = document.querySelector('#sketchpad button[aria-label="Brush"]');
-    if (brush && brush.offsetParent !== null) { brush.click(); observer.disconnect(); }
+    const pad = document.querySelector('#sketchpad');
+    const brush = pad && pad.querySelector('button[aria-label="Brush"]');
+    if (!brush || brush.offsetParent === null) return;
+    const tools = pad.querySelectorAll('button[aria-label="Brush"], button[aria-label="Erase"]');
+    if (![...tools].some((tool) => tool.classList.contains('highlight'))) brush.click();
   };
-  const observer = new MutationObserver(pick);
-  observer.observe(document.body, {childList: true, subtree: true, attributes: true});
+  new MutationObserver(pick).observe(document.body,
+    {childList: true, subtree: true, attributes: true, attributeFilter: ['class', 'style']});
   pick();
 }"""
 

@@ -10,7 +10,9 @@ from graphlib import TopologicalSorter
 
 from zoo.trust.introspect import GraphNodes
 
-NODE_W, NODE_H = 200, 30  # a node's box
+NODE_W, NODE_H = 90, 30  # a node's box: its least width, and its height
+CHAR_W, PAD = 7, 10  # a label character's width (sans-serif at FONT), the space either side
+MAX_LABEL = 32  # characters shown of a label (the whole one is the box's tooltip)
 GAP_X, GAP_Y = 14, 26  # between boxes in a layer, and between layers
 FONT = 12
 ROOT_FILL, LEAF_FILL, FILL = "#fde8d7", "#e3f4e1", "#eef3fb"
@@ -37,21 +39,30 @@ def layers(graph: GraphNodes) -> list[list[int]]:
     return rows
 
 
+def _short(label: str) -> str:
+    return label if len(label) <= MAX_LABEL else label[: MAX_LABEL - 3] + "..."
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
 def svg(graph: GraphNodes, caption: str = "") -> str:
-    """The graph as an SVG in a scrolling box, at its natural size (text stays readable)."""
+    """The graph as an SVG, each box as wide as its label: at its natural size where it
+    fits, scaled down to the width it is given where it does not."""
     rows = layers(graph)[::-1]  # leaves first, the root last
-    width = max((len(row) for row in rows), default=1) * (NODE_W + GAP_X) + GAP_X
+    shown = {node: _short(label) for node, label in graph.labels.items()}
+    widths = {node: max(NODE_W, len(text) * CHAR_W + 2 * PAD) for node, text in shown.items()}
+    spans = [sum(widths[node] for node in row) + GAP_X * (len(row) + 1) for row in rows]
+    width = max(spans, default=GAP_X)
     height = len(rows) * (NODE_H + GAP_Y) + GAP_Y
     centre: dict[int, tuple[float, float]] = {}
-    for r, row in enumerate(rows):
-        start = (width - len(row) * (NODE_W + GAP_X) + GAP_X) / 2
+    for r, (row, span) in enumerate(zip(rows, spans, strict=True)):
+        x = (width - span) / 2 + GAP_X
         y = GAP_Y + r * (NODE_H + GAP_Y) + NODE_H / 2
-        for i, node in enumerate(row):
-            centre[node] = (start + i * (NODE_W + GAP_X) + NODE_W / 2, y)
+        for node in row:
+            centre[node] = (x + widths[node] / 2, y)
+            x += widths[node] + GAP_X
     marker = f"head{next(_IDS)}"
     parts = []
     for consumer, node in graph.edges:  # forward direction: from the input to its consumer
@@ -63,18 +74,17 @@ def svg(graph: GraphNodes, caption: str = "") -> str:
     root = next(iter(graph.labels), None)
     leaves = {node for node in graph.labels} - {consumer for consumer, _ in graph.edges}
     for node, (x, y) in centre.items():
-        label = graph.labels[node]
         fill = ROOT_FILL if node == root else LEAF_FILL if node in leaves else FILL
-        shown = label if len(label) <= 30 else label[:29] + "..."
+        w = widths[node]
         parts.append(
-            f'<g><title>{html.escape(label)}</title><rect x="{x - NODE_W / 2:.0f}" '
-            f'y="{y - NODE_H / 2:.0f}" width="{NODE_W}" height="{NODE_H}" rx="6" '
+            f'<g><title>{html.escape(graph.labels[node])}</title><rect x="{x - w / 2:.0f}" '
+            f'y="{y - NODE_H / 2:.0f}" width="{w:.0f}" height="{NODE_H}" rx="6" '
             f'fill="{fill}" stroke="#4a6fa5"/><text x="{x:.0f}" y="{y + FONT / 3:.0f}" '
-            f'text-anchor="middle">{html.escape(shown)}</text></g>'
+            f'text-anchor="middle">{html.escape(shown[node])}</text></g>'
         )
     note = " (cut: the first nodes only)" if graph.truncated else ""
     return (
-        f'<figure class="graph-view"><div class="graph-scroll"><svg width="{width:.0f}" '
+        f'<figure class="graph-view"><div class="graph-fit"><svg width="{width:.0f}" '
         f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
         f'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="{FONT}">'
         f'<defs><marker id="{marker}" markerWidth="7" markerHeight="7" refX="7" refY="3.5" '

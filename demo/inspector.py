@@ -5,6 +5,7 @@ parameter's gradient after `zero_grad()` and after `backward()`, drawn as images
 from __future__ import annotations
 
 import io
+import textwrap
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -26,6 +27,8 @@ NUM_CLASSES = 10
 KEPT_MODELS = 3  # built models kept for the next request
 GRAPH_NODES = 200  # the autograd graph drawn is cut here (a ResNet50's has thousands)
 MAX_FILTERS, MAX_CHANNELS = 16, 8  # the conv filters and input channels drawn
+MIN_WIDTH = 3.4  # inches: a conv weight's picture is at least this wide, for its title
+TITLE_CHARS = 11  # characters of a 10-point title an inch
 
 # How each view maps onto the LeNet tutorial's steps.
 TUTORIAL = {
@@ -82,8 +85,15 @@ def gradient_before_after(spec: ModelSpec, model: nn.Module, parameter: Any) -> 
         f"was {before.abs().max():g}."
     )
     title = f"{parameter}.grad"
-    before_image = draw(before, f"{title} after zero_grad()")
-    return Gradients(before_image, draw(after, f"{title} after backward()"), summary)
+    before_image = draw(before, f"{title}\nafter zero_grad()")
+    return Gradients(before_image, draw(after, f"{title}\nafter backward()"), summary)
+
+
+def _wrapped(title: str, width: float) -> str:
+    """`title`, each line wrapped to fit a figure `width` inches wide at 10 points."""
+    per_line = max(12, int(width * TITLE_CHARS))
+    lines = title.split("\n")
+    return "\n".join(textwrap.fill(line, per_line, break_on_hyphens=False) for line in lines)
 
 
 class Inspector:
@@ -163,7 +173,8 @@ def draw(grad: torch.Tensor, title: str) -> Image.Image:
         for f in range(filters):
             for c in range(channels):
                 mosaic[f * (h + 1) : f * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = shown[f, c]
-        figure = Figure(figsize=(0.5 * channels + 2.6, 0.45 * filters + 1.2), layout="constrained")
+        width = max(MIN_WIDTH, 0.5 * channels + 2.6)
+        figure = Figure(figsize=(width, 0.45 * filters + 1.6), layout="constrained")
         ax = figure.subplots()
         limit = shown.abs().max().item() or 1.0  # all zero after zero_grad()
         image = ax.imshow(mosaic.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
@@ -175,17 +186,17 @@ def draw(grad: torch.Tensor, title: str) -> Image.Image:
             side.set_visible(False)
         figure.colorbar(image, ax=ax, shrink=0.8)
         cut = "\n(the first filters and channels)" if shown.shape != grad.shape else ""
-        ax.set_title(f"{title}{cut}", fontsize=10)
+        figure.suptitle(_wrapped(f"{title}{cut}", width), fontsize=10)
     else:
-        figure = Figure(figsize=(5.5, 3), layout="constrained")
+        width = 5.5
+        figure = Figure(figsize=(width, 3.2), layout="constrained")
         ax = figure.subplots()
         values = grad.flatten().numpy()
         nonzero = bool(values.any())
         ax.hist(values, bins=min(50, max(5, values.size // 4)), color="#4a6fa5", log=nonzero)
         ax.set(xlabel="gradient value", ylabel="count (log scale)" if nonzero else "count")
-        ax.set_title(
-            f"{title}\nL2 norm {grad.norm():.3g}, max |g| {grad.abs().max():.3g}", fontsize=10
-        )
+        norms = f"L2 norm {grad.norm():.3g}, max |g| {grad.abs().max():.3g}"
+        figure.suptitle(_wrapped(f"{title}\n{norms}", width), fontsize=10)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     return Image.open(io.BytesIO(buffer.getvalue()))

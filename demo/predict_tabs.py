@@ -9,6 +9,7 @@ import html
 import math
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -26,9 +27,9 @@ from zoo.demo.classify import (
     sketch_blobs,
 )
 from zoo.demo.components import lenient
-from zoo.demo.examples import Example
+from zoo.demo.examples import Example, Examples
 from zoo.demo.intake import Uploads
-from zoo.demo.results import answer_html, compare_html, example_groups
+from zoo.demo.results import answer_html, compare_html, drawing_label, takes_photos
 from zoo.demo.shelf import WeightsShelf, accuracy, describe
 from zoo.demo.sketchpad import Drawings
 from zoo.errors import ZooError
@@ -40,8 +41,8 @@ PREDICTION = {"concurrency_id": "predict", "concurrency_limit": MAX_BATCH_SIZE}
 # The tab's own events: not in the API docs, gradio's file data taken as it comes (the intake
 # opens what is due; gradio decodes nothing, no editor layer).
 UI_EVENT = {"api_visibility": "undocumented", "preprocess": False, **PREDICTION}
-GROUPS = {"digits": "Digits, for digit models", "photos": "Photographs, for photo models"}
 NOT_FINITE = "the answer is not a finite number (the model overflows on this input)"
+QUIET = {"api_visibility": "undocumented", "show_progress": "hidden"}  # the tab's own, no model
 COMPARE_HEADERS = ["weights file", "model", "answer", "confidence %", "unknown", "latency ms"]
 
 
@@ -106,7 +107,7 @@ def choices(shelf: WeightsShelf) -> list[tuple[str, str]]:
 
 def _about(shelf: WeightsShelf, name: str | None) -> str:
     """A line on the chosen model, with the weak-model warning where it applies."""
-    meta = shelf.meta(name) if name in shelf.names() else None
+    meta = _offered(shelf, name)
     if meta is None:
         problem = shelf.problem(name) if name in shelf.names() else None
         if problem:
@@ -131,6 +132,7 @@ def _shown(answer: ShownAnswer) -> tuple:
 
 
 CLEARED = ("", None, None, "")
+CLEAR_JS = "() => ['', null, null, '']"  # CLEARED, in the browser at once
 
 
 def _image_input(elem_id: str, height: int) -> gr.Image:
@@ -147,21 +149,26 @@ def _image_input(elem_id: str, height: int) -> gr.Image:
     )
 
 
-def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
+def classify_tab(classify: Classify, examples: Examples) -> gr.Dropdown:
     """The Classify tab: a model, an image or a drawing, the answer right under it with what
-    the model saw and where it looked, then the examples that suit the model."""
+    the model saw and where it looked, then the examples that suit the model: its own
+    dataset's test images, and photographs for a colour model."""
     shelf = classify.shelf
     chosen = shelf.default()
+    fits = _fits(shelf, examples, chosen)
     model = gr.Dropdown(choices(shelf), value=chosen, label="Model", elem_id="model-choice")
     about = gr.HTML(_about(shelf, chosen))
     source = gr.State(None)  # "image" or "drawing": what the shown answer came from
     drawings = Drawings()  # the drawings the browser sends ahead of their events
     with gr.Row(equal_height=False):
-        with gr.Column(min_width=300):
-            with gr.Tab("Image"):
+        with (
+            gr.Column(min_width=300),
+            gr.Tabs(selected="image", elem_classes=_drawing_class(fits.drawing)) as inputs,
+        ):
+            with gr.Tab("Image", id="image") as image_tab:
                 image = _image_input("upload", 300)
                 image_button = gr.Button("Classify image", variant="primary")
-            with gr.Tab("Draw"):
+            with gr.Tab("Draw", id="drawing", elem_id="draw-tab") as draw_tab:
                 sketch = lenient(
                     drawings.attach(
                         gr.Sketchpad(
@@ -172,7 +179,7 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
                             eraser=gr.Eraser(default_size=24),
                             layers=False,
                             transforms=(),
-                            label="Draw a digit: it is classified as you draw",
+                            label=fits.drawing or "Draw",
                             elem_id="sketchpad",
                         )
                     )
@@ -195,21 +202,24 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
                     )
                 )
             latency = gr.Textbox(label="Latency", interactive=False, elem_id="latency")
-    galleries, sections = {}, {}
-    fits = example_groups(shelf.meta(chosen) if chosen else None)
-    for group, title in GROUPS.items():
-        chosen_examples = [e for e in examples if e.group == group]
-        with gr.Column(visible=group in fits, elem_id=f"examples-{group}") as sections[group]:
-            gr.Markdown(f"**{title}**: click one to classify it")
-            galleries[group] = gr.Gallery(
-                [(str(e.path), e.label) for e in chosen_examples],
-                show_label=False,
-                columns=10,
-                height="auto",
-                object_fit="contain",
-                allow_preview=False,
-                elem_classes="example-gallery",
-            )
+    with gr.Column(visible=bool(fits.own), elem_id="examples-own") as own_section:
+        own_title = gr.Markdown(fits.own_title)
+        own = gr.Gallery(
+            fits.gallery(),
+            show_label=False,
+            columns=10,
+            allow_preview=False,
+            elem_classes=["example-gallery", "dataset-gallery"],
+        )
+    with gr.Column(visible=fits.photos, elem_id="examples-photos") as photo_section:
+        gr.Markdown("**Photographs**: click one to classify it")
+        photos = gr.Gallery(
+            [(str(e.path), e.label) for e in examples.photos],
+            show_label=False,
+            columns=10,
+            allow_preview=False,
+            elem_classes=["example-gallery", "photo-gallery"],
+        )
     shown = [answer, seen, looked, latency]
 
     def read_sketch(uploads: Uploads, value: Any) -> Image.Image:
@@ -228,16 +238,29 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
         return (*_shown(found), "drawing")
 
     def rerun(name: Any, given: Any, sketch_value: Any, came_from: str | None) -> tuple:
-        """A new model answers for the input on screen."""
-        if came_from == "drawing":
+        """A new model (or the other input tab) answers for the input on screen, or the
+        answer goes: it never stands beside an empty input."""
+        if came_from == "drawing" and drawing_label(
+            shelf.meta(name) if name in shelf.names() else None
+        ):
             return from_drawing(name, sketch_value)
         if came_from == "image" and given:
             return from_image(name, given)
-        return (*CLEARED, came_from)
+        return (*CLEARED, None)
 
     def refit(name: Any) -> tuple:
-        groups = example_groups(shelf.meta(name) if name in shelf.names() else None)
-        return (_about(shelf, name), *(gr.Column(visible=g in groups) for g in GROUPS))
+        """The chosen model's description, examples and Draw tab."""
+        found = _fits(shelf, examples, name)
+        hidden = {} if found.drawing else {"selected": "image"}  # not left on a hidden tab
+        return (
+            _about(shelf, name),
+            gr.Column(visible=bool(found.own)),
+            found.own_title,
+            gr.Gallery(found.gallery()),
+            gr.Column(visible=found.photos),
+            gr.Sketchpad(label=found.drawing or "Draw"),
+            gr.Tabs(elem_classes=_drawing_class(found.drawing), **hidden),
+        )
 
     image_button.click(
         guarded(from_image),
@@ -245,6 +268,8 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
         [*shown, source],
         **UI_EVENT,
     )
+    # A new or removed image takes the old answer away (until it is classified).
+    gr.on([image.input, image.clear], None, None, shown, js=CLEAR_JS, **QUIET)
     sketch.change(
         guarded(from_drawing),
         [model, sketch],
@@ -260,18 +285,42 @@ def classify_tab(classify: Classify, examples: list[Example]) -> gr.Dropdown:
         trigger_mode="always_last",
         **UI_EVENT,
     )
-    model.change(refit, model, [about, *sections.values()], api_visibility="undocumented")
-    for group, gallery in galleries.items():
-        chosen_examples = [e for e in examples if e.group == group]
+    for tab, came_from in ((image_tab, "image"), (draw_tab, "drawing")):
 
-        def pick(name: Any, selected: gr.EventData = None, group_examples=chosen_examples):
-            example = group_examples[_picked(selected, len(group_examples))]  # a server file
-            found = classify.answer(name, str(example.path), read_upload, explaining=True)
-            shown_image = Image.open(example.path)  # a copy goes to gradio's cache
-            return (shown_image, *_shown(found), "image")
+        def switched(name: Any, given: Any, sketch_value: Any, came_from=came_from) -> tuple:
+            return rerun(name, given, sketch_value, came_from)
+
+        tab.select(
+            guarded(switched),
+            [model, image, sketch],
+            [*shown, source],
+            trigger_mode="always_last",
+            **UI_EVENT,
+        )
+    model.change(
+        refit,
+        model,
+        [about, own_section, own_title, own, photo_section, sketch, inputs],
+        **QUIET,
+    )
+
+    def pick(chosen_examples: Callable[[Any], list[Example]], name: Any, selected: Any) -> tuple:
+        listed = chosen_examples(name)
+        example = listed[_picked(selected, len(listed))]  # the server's file, not a client path
+        found = classify.answer(name, str(example.path), read_upload, explaining=True)
+        shown_image = Image.open(example.path)  # a copy goes to gradio's cache
+        return (shown_image, *_shown(found), "image")
+
+    for gallery, listed in (
+        (own, lambda name: _fits(shelf, examples, name).own),
+        (photos, lambda name: examples.photos),
+    ):
+
+        def picked(name: Any, selected: gr.EventData = None, listed=listed) -> tuple:
+            return pick(listed, name, selected)
 
         gallery.select(
-            guarded(pick),
+            guarded(picked),
             [model],
             [image, *shown, source],
             api_visibility="undocumented",
@@ -289,6 +338,44 @@ def _picked(selected: gr.EventData | None, count: int) -> int:
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
         raise ZooError("choose one of the examples shown")
     return index
+
+
+@dataclass
+class _Fits:
+    """What the Classify tab offers for a model: its dataset's examples, the photographs or
+    not, and what to draw (None: no Draw tab)."""
+
+    own: list[Example]
+    photos: bool
+    drawing: str | None
+    dataset: str
+
+    @property
+    def own_title(self) -> str:
+        return (
+            f"**{self.dataset} test images**, one of each class, captioned with its true "
+            "class: click one to classify it"
+        )
+
+    def gallery(self) -> list[tuple[str, str]]:
+        return [(str(e.path), e.label) for e in self.own]
+
+
+def _drawing_class(drawing: str | None) -> list[str]:
+    """The input tabs' classes: "no-drawing" hides the Draw tab (gradio 6 does not update a
+    Tab's own visibility)."""
+    return [] if drawing else ["no-drawing"]
+
+
+def _offered(shelf: WeightsShelf, name: Any) -> dict[str, Any] | None:
+    """The metadata of the model `name` if the shelf offers it and it can be read."""
+    return shelf.meta(name) if name in shelf.names() else None
+
+
+def _fits(shelf: WeightsShelf, examples: Examples, name: Any) -> _Fits:
+    meta = _offered(shelf, name)
+    dataset = str((meta or {}).get("dataset", ""))
+    return _Fits(examples.of_model(meta), takes_photos(meta), drawing_label(meta), dataset)
 
 
 def _named_endpoints(classify: Classify, model, image, sketch, read_sketch: Reader) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 
 from PIL import Image
 
-DIGIT_DATASETS = {"digits", "mnist"}
+DRAWN = {"digits": "a digit", "mnist": "a digit", "fashion-mnist": "a garment"}  # by dataset
+MAX_NAMED = 12  # classes named in the Draw tab's label
 
 
 def top_html(top: dict[str, float]) -> str:
@@ -48,17 +49,24 @@ def answer_html(file: str, model: str, top: dict[str, float], unknown: bool) -> 
     return f'<div class="result">{head}{top_html(top)}</div>'
 
 
-def example_groups(meta: dict[str, Any] | None) -> set[str]:
-    """Which example groups suit a model: "digits" for a digit classifier, "photos" for one
-    that takes colour images; both when the model is unknown or fits neither."""
-    if not meta:
-        return {"digits", "photos"}
-    groups = set()
-    if meta.get("dataset") in DIGIT_DATASETS:
-        groups.add("digits")
-    if meta["input"]["channels"] == 3:
-        groups.add("photos")
-    return groups or {"digits", "photos"}
+def takes_photos(meta: dict[str, Any] | None) -> bool:
+    """Whether the sample photographs suit a model: one that takes colour images (or one
+    whose file cannot be read)."""
+    return not meta or meta["input"]["channels"] == 3
+
+
+def drawing_label(meta: dict[str, Any] | None) -> str | None:
+    """What the Draw tab asks the user to draw for a model, or None where a drawing makes no
+    sense: a colour model, or one trained on dark images on a light background (a drawing
+    reaches the model as light ink on black)."""
+    if not meta or meta["input"]["channels"] != 1:
+        return None
+    if (meta.get("unknown") or {}).get("background") == "light":
+        return None
+    classes = meta["classes"]
+    what = DRAWN.get(meta.get("dataset", ""), "one of its classes")
+    named = ", ".join(classes) if len(classes) <= MAX_NAMED else f"{len(classes)} classes"
+    return f"Draw {what} ({named}): it is classified as you draw"
 
 
 def compare_html(rows: list[list], looked: dict[str, Image.Image]) -> str:

@@ -47,7 +47,7 @@ def draw_seven(page) -> None:
 def test_upload_shows_the_predicted_label(page, demo_server, registry):
     from playwright.sync_api import expect
 
-    digit = demo_server.examples_dir / "digit-3.png"
+    digit = demo_server.examples_dir / "digits-3.png"
     classifier = Classifier.load(registry, demo_server.weights_dir / "lenet-digits.safetensors")
     expected = classifier.top(classifier.probabilities([classifier.to_uint8(Image.open(digit))])[0])
     page.locator("#upload input[type=file]").set_input_files(digit)
@@ -70,18 +70,26 @@ def test_drawing_is_classified_as_it_is_drawn(page):
     expect(page.locator("#looked img")).to_be_visible()
     page.get_by_role("button", name="Clear canvas").click()
     expect(page.locator("#prediction .answer")).to_have_count(0, timeout=20_000)
+    draw_seven(page)  # the brush is still chosen after "clear"
+    assert top_label(page) in DIGITS
+    page.get_by_role("tab", name="Image").click()  # its upload is empty: no answer beside it
+    expect(page.locator("#prediction .answer")).to_have_count(0, timeout=20_000)
 
 
 def test_examples_classify_on_click_and_a_new_model_answers_again(page):
     from playwright.sync_api import expect
 
     expect(page.locator("#examples-photos")).to_be_hidden()  # LeNet is chosen: digits only
-    page.locator("#examples-digits .thumbnail-item").nth(4).click()
+    page.locator("#examples-own .thumbnail-item").nth(4).click()
     assert top_label(page) in DIGITS
     page.locator("#model-choice input").click()
     page.get_by_role("option", name=re.compile(r"^imagenet\/resnet18")).click()
     expect(page.locator("#prediction")).to_contain_text("imagenet/resnet18", timeout=30_000)
     expect(page.locator("#examples-photos")).to_be_visible()
+    expect(page.locator("#examples-own")).to_be_hidden()  # no ImageNet images here
+    expect(page.get_by_role("tab", name="Draw")).to_be_hidden()  # photographs are not drawn
+    page.locator("#upload button[aria-label='Remove Image']").click()  # the image and answer go
+    expect(page.locator("#prediction .answer")).to_have_count(0, timeout=20_000)
 
 
 def test_compare_shows_every_model(page, demo_server):

@@ -81,8 +81,8 @@ def test_every_tab_is_photographed(browser, tour_server, tour_examples, size):
     width, height = SIZES[size]
     page = browser.new_page(viewport={"width": width, "height": height})
     page.goto(tour_server)
-    expect(page.locator("#examples-digits")).to_be_visible(timeout=20_000)
-    page.locator("#examples-digits .thumbnail-item").nth(3).click()
+    expect(page.locator("#examples-own")).to_be_visible(timeout=20_000)
+    page.locator("#examples-own .thumbnail-item").nth(3).click()
     expect(page.locator("#prediction .answer")).to_be_visible(timeout=20_000)
     expect(page.locator("#prediction")).to_contain_text("lenet-digits.safetensors")
     expect(page.locator("#looked img")).to_be_visible()
@@ -96,7 +96,7 @@ def test_every_tab_is_photographed(browser, tour_server, tour_examples, size):
     snap(page, f"draw-{size}")
 
     open_tab(page, "Compare")
-    page.locator("#compare-upload input[type=file]").set_input_files(tour_examples / "digit-5.png")
+    page.locator("#compare-upload input[type=file]").set_input_files(tour_examples / "digits-5.png")
     page.get_by_role("button", name="Compare every model").click()
     expect(page.locator("#compare-table")).to_contain_text("lenet-20.safetensors", timeout=30_000)
     expect(page.locator("#compare-table img").first).to_be_visible()

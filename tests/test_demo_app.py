@@ -31,7 +31,7 @@ def files(tmp_path_factory, demo_server) -> dict[str, Path]:
     """Real image files in the modes and states users send, made from sklearn's flower photo."""
     folder = tmp_path_factory.mktemp("uploads")
     photo = Image.open(demo_server.examples_dir / "flower.png")
-    digit = Image.open(demo_server.examples_dir / "digit-3.png")
+    digit = Image.open(demo_server.examples_dir / "digits-3.png")
     paths = {name: folder / name for name in ("rgba.png", "palette.png", "16bit.png", "cmyk.jpg")}
     photo.convert("RGBA").save(paths["rgba.png"])
     photo.convert("P").save(paths["palette.png"])
@@ -64,7 +64,7 @@ def test_named_endpoints(client):
 def test_predict_agrees_with_the_library(client, demo_server, registry):
     classifier = Classifier.load(registry, demo_server.weights_dir / LENET)
     for digit in range(10):
-        path = demo_server.examples_dir / f"digit-{digit}.png"
+        path = demo_server.examples_dir / f"digits-{digit}.png"
         label = predict(client, path)
         image = classifier.model_image(Image.open(path))
         expected = classifier.top(classifier.probabilities([image])[0])
@@ -76,7 +76,7 @@ def test_predict_agrees_with_the_library(client, demo_server, registry):
 
 def test_classify_shows_the_model_view_and_latency(client, demo_server):
     label, view, latency = client.predict(
-        LENET, handle_file(demo_server.examples_dir / "digit-0.png"), api_name="/classify"
+        LENET, handle_file(demo_server.examples_dir / "digits-0.png"), api_name="/classify"
     )
     assert len(label["confidences"]) == 5
     seen = Image.open(view)
@@ -127,7 +127,7 @@ def test_bad_image_gives_a_clear_message(client, demo_server, files, name, messa
     with pytest.raises(AppError, match=message) as error:
         predict(client, files[name])
     assert "/" not in str(error.value)  # the upload's name, not the server's path to it
-    assert predict(client, demo_server.examples_dir / "digit-5.png")["label"]  # still serving
+    assert predict(client, demo_server.examples_dir / "digits-5.png")["label"]  # still serving
 
 
 @pytest.mark.parametrize(
@@ -141,8 +141,8 @@ def test_bad_image_gives_a_clear_message(client, demo_server, files, name, messa
 )
 def test_bad_weights_give_a_clear_message(client, demo_server, weights, message):
     with pytest.raises(AppError, match=message):
-        predict(client, demo_server.examples_dir / "digit-1.png", weights)
-    assert predict(client, demo_server.examples_dir / "digit-1.png")["label"]
+        predict(client, demo_server.examples_dir / "digits-1.png", weights)
+    assert predict(client, demo_server.examples_dir / "digits-1.png")["label"]
 
 
 def test_uploads_are_capped(client, demo_server, tmp_path):
@@ -154,7 +154,7 @@ def test_uploads_are_capped(client, demo_server, tmp_path):
         f"{demo_server.url}gradio_api/upload", files={"files": ("big.png", big.read_bytes())}
     )
     assert response.status_code == 413  # and the server enforces it
-    assert predict(client, demo_server.examples_dir / "digit-2.png")["label"]
+    assert predict(client, demo_server.examples_dir / "digits-2.png")["label"]
 
 
 def test_imagenet_resnet18_from_the_torch_cache(client, demo_server):
@@ -167,7 +167,7 @@ def test_imagenet_resnet18_from_the_torch_cache(client, demo_server):
 
 
 def test_concurrent_requests_share_a_forward_pass(demo_server):
-    image = demo_server.examples_dir / "digit-4.png"
+    image = demo_server.examples_dir / "digits-4.png"
 
     def classify(_: int) -> list[str]:
         client = Client(demo_server.url, verbose=False)
@@ -252,7 +252,7 @@ def test_examples_are_the_test_split_digits_and_sample_photos(registry, demo_ser
 
     digits = registry.dataset("digits")[0].load(root=None, download=False)
     for label in range(10):
-        shown = np.asarray(Image.open(demo_server.examples_dir / f"digit-{label}.png"))
+        shown = np.asarray(Image.open(demo_server.examples_dir / f"digits-{label}.png"))
         matches = (digits.test_images[:, 0].numpy() == shown).all(axis=(1, 2))
         assert matches.any() and (digits.test_labels.numpy()[matches] == label).all()
     photos = load_sample_images()
@@ -262,7 +262,7 @@ def test_examples_are_the_test_split_digits_and_sample_photos(registry, demo_ser
 
 
 def test_explain_gives_the_top_classes_and_where_the_model_looked(client, demo_server, registry):
-    digit = demo_server.examples_dir / "digit-7.png"
+    digit = demo_server.examples_dir / "digits-7.png"
     label, looked = client.predict(LENET, handle_file(digit), api_name="/explain")
     expected = predict(client, digit)
     assert label["label"] == expected["label"] and len(label["confidences"]) == 5

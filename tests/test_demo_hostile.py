@@ -59,7 +59,7 @@ def encoded(image: Image.Image, fmt: str, **options: Any) -> bytes:
 
 
 def digit(examples: Path) -> Image.Image:
-    return Image.open(examples / "digit-3.png")
+    return Image.open(examples / "digits-3.png")
 
 
 def frames(examples: Path) -> list[Image.Image]:
@@ -184,7 +184,7 @@ def still_serving(client, demo_server):
     on the 90% left after the held-out part, is sure of it; it takes the example 7 for a 4)."""
     yield
     label = client.predict(
-        LENET, handle_file(demo_server.examples_dir / "digit-3.png"), api_name="/predict"
+        LENET, handle_file(demo_server.examples_dir / "digits-3.png"), api_name="/predict"
     )
     assert label["label"] == "3"
 
@@ -283,7 +283,7 @@ def test_file_the_server_did_not_receive(client, upload_folder, image, message):
     ],
 )
 def test_weights_name_not_offered(client, demo_server, weights, message):
-    image = handle_file(demo_server.examples_dir / "digit-1.png")
+    image = handle_file(demo_server.examples_dir / "digits-1.png")
     with pytest.raises(AppError) as error:
         client.predict(weights, image, api_name="/predict")
     assert re.search(message, one_line(error.value, demo_server.weights_dir)), str(error.value)
@@ -414,7 +414,7 @@ def test_explain_and_compare_keep_the_intake(client, upload_folder, api, image, 
 
 @pytest.mark.usefixtures("still_serving")
 def test_explain_refuses_names_not_offered(client, demo_server):
-    image = handle_file(demo_server.examples_dir / "digit-1.png")
+    image = handle_file(demo_server.examples_dir / "digits-1.png")
     for weights, message in (
         ("/etc/passwd", r"^no weights file '/etc/passwd'"),
         ("corrupt.safetensors", r"^corrupt.safetensors: not a valid safetensors file$"),
@@ -580,19 +580,23 @@ def test_a_drawing_sent_ahead_is_classified_by_its_id(client, component_server):
         client.predict(LENET, value, api_name="/classify_drawing")
 
 
-def _event(demo_server, api: str | None, data: list, event_data=None, trigger: str = "") -> dict:
-    """Run one event through gradio's queue as a browser would (the raw JSON, NaN allowed in
-    what is sent); its completion message, read as strict JSON (no NaN, no Infinity)."""
+def _event(
+    demo_server, api: str | None, data: list, event_data=None, trigger: tuple[str, str] = ("", "")
+) -> dict:
+    """Run one event (by its API name, or by its `trigger`: the event and the component type
+    it is on) through gradio's queue as a browser would (the raw JSON, NaN allowed in what is
+    sent); its completion message, read as strict JSON (no NaN, no Infinity)."""
     import json
 
     import httpx
 
     config = httpx.get(demo_server.url + "config").json()
+    types = {c["id"]: c["type"] for c in config["components"]}
     index = next(
         i
         for i, dep in enumerate(config["dependencies"])
         if (api and dep.get("api_name") == api)
-        or (trigger and any(t[1] == trigger for t in dep.get("targets", [])))
+        or any((t[1], types.get(t[0])) == trigger for t in dep.get("targets", []))
     )
     url, session = demo_server.url + "gradio_api/", f"s{time.monotonic_ns()}"
     body = {"data": data, "fn_index": index, "session_hash": session, "event_data": event_data}
@@ -642,9 +646,9 @@ def test_backprop_at_the_bounds_is_finite(demo_server):
 
 @pytest.mark.parametrize("event_data", [None, {}, {"index": None}, {"index": 999}, {"index": -1}])
 def test_the_gallery_select_without_a_real_selection(demo_server, event_data):
-    done = _event(demo_server, None, [LENET], event_data, trigger="select")
+    done = _event(demo_server, None, [LENET], event_data, trigger=("select", "gallery"))
     assert _message(done) == "choose one of the examples shown"
-    picked = _event(demo_server, None, [LENET], {"index": 3}, trigger="select")
+    picked = _event(demo_server, None, [LENET], {"index": 3}, trigger=("select", "gallery"))
     assert picked["success"] is True
 
 
@@ -723,7 +727,7 @@ def test_malformed_files_are_shown_unusable_and_the_rest_keeps_working(
         assert "Unusable" in card.html
     assert "unusable" not in choices["nan-detector.safetensors"]  # its tensors read on use
     assert shelf.default() == LENET  # 1e308 is no accuracy
-    digit = handle_file(demo_server.examples_dir / "digit-3.png")
+    digit = handle_file(demo_server.examples_dir / "digits-3.png")
     for case in ("size-100000", "metrics-list", "vit-over-lenet", "nan-detector"):
         with pytest.raises(AppError) as error:
             client.predict(f"{case}.safetensors", digit, api_name="/predict")

@@ -22,7 +22,7 @@ def load_bench():
 
 def test_bad_requests_fail_alone_under_load(demo_server):
     bench = load_bench()
-    images = sorted(demo_server.examples_dir.glob("digit-*.png"))
+    images = sorted(demo_server.examples_dir.glob("digits-*.png"))
     result = bench.run_load(demo_server.url, "lenet-digits.safetensors", images, 16, 10, 5)
     print(result.report())
     assert result.errors == []  # no good request failed

@@ -73,7 +73,7 @@ def test_gradient_pictures(registry):
     assert conv.before.size != conv.after.size or conv.before.tobytes() != conv.after.tobytes()
     assert "every one of its 2,400 values was 0" in conv.summary
     bias = inspecting.gradients("lenet", "fc3.bias")
-    assert bias.after.size == (495, 270)
+    assert bias.after.size == (495, 288)
     with pytest.raises(Exception, match="lenet has no parameter 'fc9.bias'"):
         inspecting.gradients("lenet", "fc9.bias")
 
@@ -90,12 +90,21 @@ def test_an_answer_names_its_model_and_file_with_one_decimal():
     assert "not to be trusted: 3 (99.5%)" in unknown
 
 
-def test_examples_suit_the_model():
-    grey = {"dataset": "digits", "input": {"channels": 1}}
-    colour = {"dataset": "imagenet", "input": {"channels": 3}}
-    assert results.example_groups(grey) == {"digits"}
-    assert results.example_groups(colour) == {"photos"}
-    assert results.example_groups({"dataset": "fashion-mnist", "input": {"channels": 1}}) == {
-        "digits",
-        "photos",
+def test_what_suits_the_model():
+    digits = {"dataset": "digits", "input": {"channels": 1}, "classes": list("0123456789")}
+    garments = {
+        "dataset": "fashion-mnist",
+        "input": {"channels": 1},
+        "classes": ["T-shirt/top", "Trouser"],
+        "unknown": {"background": "dark"},
     }
+    colour = {"dataset": "imagenet", "input": {"channels": 3}, "classes": ["tench"]}
+    assert results.drawing_label(digits) == (
+        "Draw a digit (0, 1, 2, 3, 4, 5, 6, 7, 8, 9): it is classified as you draw"
+    )
+    assert results.drawing_label(garments).startswith("Draw a garment (T-shirt/top, Trouser)")
+    assert results.drawing_label(colour) is None and results.drawing_label(None) is None
+    light = {**digits, "unknown": {"background": "light"}}  # dark ink on white: no drawing
+    assert results.drawing_label(light) is None
+    assert not results.takes_photos(digits) and not results.takes_photos(garments)
+    assert results.takes_photos(colour)

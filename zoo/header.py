@@ -32,6 +32,7 @@ DEFAULT_MAX_PARAMETERS = 200_000_000  # the largest model `zoo demo` builds (--m
 EXTRA = "zoo."  # tensors under this prefix are zoo's (the unknown-input detector)
 DETECTOR = ("zoo.unknown.means", "zoo.unknown.precision")
 DETECTOR_VIEWS = ("pixels", "statistics")  # the detector's views besides the layer's features
+DETECTOR_PIXELS = 16  # the pixels view's side (at most the input's)
 BACKGROUNDS = ("dark", "light")
 
 
@@ -216,14 +217,18 @@ def check_model(
         if layer not in features:
             raise ZooError(f"{path}: unknown.layer {layer!r} is no layer of {meta['model']}")
         _check_gaussians(path, shapes, DETECTOR, meta, features[layer], f"features at {layer}")
-        from zoo.trust.unknown import view_width
-
         spec = meta["input"]
         for view in meta["unknown"].get("views", {}):
-            width = view_width(view, spec["channels"], spec["size"])
+            width = _view_width(view, spec["channels"], spec["size"])
             names = (f"zoo.unknown.{view}.means", f"zoo.unknown.{view}.precision")
             _check_gaussians(path, shapes, names, meta, width, f"values in its {view} view")
     return parameters
+
+
+def _view_width(view: str, channels: int, size: int) -> int:
+    """The length of a detector view's vector (`zoo.trust.unknown`) for a `channels` x `size`
+    x `size` input: the pooled pixels, or five statistics a channel."""
+    return channels * min(DETECTOR_PIXELS, size) ** 2 if view == "pixels" else 5 * channels
 
 
 def _check_gaussians(

@@ -39,11 +39,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.header import DETECTOR_PIXELS as PIXELS  # the pixels view's side
 from zoo.header import DETECTOR_VIEWS as IMAGE_VIEWS  # computed from the model's input batch
 from zoo.specs import InputSpec
 
 MAX_FEATURES = 4096
-PIXELS = 16  # the pixels view's side
 QUANTILE = 0.99  # of the held-out images: about 1% of in-distribution images answer unknown
 KEY = "unknown"
 FEATURES = "features"
@@ -82,11 +82,6 @@ def border(x: torch.Tensor) -> torch.Tensor:
 
 
 VIEWS = {"pixels": pixels_view, "statistics": statistics_view}
-
-
-def view_width(name: str, channels: int, size: int) -> int:
-    """The length of an image view's vector for inputs of `channels` x `size` x `size`."""
-    return channels * min(PIXELS, size) ** 2 if name == "pixels" else 5 * channels
 
 
 def image_views(batch: torch.Tensor) -> dict[str, torch.Tensor]:
