@@ -31,8 +31,20 @@ from zoo.training.loop import train
 from zoo.weights import EXTRA, read_meta
 
 ROOT = Path(__file__).resolve().parent.parent
-LONG = {"epochs": 30, "limit": 100, "batch_size": 10}
-LONG_RUN = ["train", "lenet", "--epochs", "30", "--limit", "100", "--batch-size", "10", "-q"]
+LONG = {"epochs": 30, "limit": 100, "batch_size": 10, "patience": 0}  # every epoch
+LONG_RUN = [
+    "train",
+    "lenet",
+    "--epochs",
+    "30",
+    "--limit",
+    "100",
+    "--batch-size",
+    "10",
+    "--patience",
+    "0",
+    "-q",
+]
 
 
 @contextmanager
@@ -153,7 +165,8 @@ def test_run_folder_holds_metrics_plots_and_a_safe_checkpoint(zoo_cli, tmp_path)
     assert saved["epoch"] == 3 and saved["step"] == 0 and saved["config"]["limit"] == 200
     assert {"state_dict", "optimizer", "schedule", "rng", "history"} <= saved.keys()
     meta = read_meta(tmp_path / "r.safetensors")
-    best = max(range(2), key=lambda i: (rows[i]["val_accuracy"], i))  # ties: the later epoch
+    # The most accurate; of equals, the lower loss; of exact equals, the later epoch.
+    best = max(range(2), key=lambda i: (rows[i]["val_accuracy"], -rows[i]["val_loss"], i))
     assert meta["metrics"]["best_epoch"] == best + 1
     assert meta["metrics"]["best_val_accuracy"] == rows[best]["val_accuracy"]
     assert sorted(meta["metrics"]["per_class_accuracy"]) == [str(d) for d in range(10)]

@@ -50,14 +50,26 @@ def option(
     runtime: bool = False,
     path: bool = False,
     metavar: str | None = None,
+    parser: Callable[[str], Any] | None = None,
 ) -> Any:
     """A training option, declared once: its default and `zoo train` help text; `flags` (default
     `--name`; `--name/--no-name` for a boolean that can be turned off); the label the model card
     shows it under (`card`, None: not shown); whether `--resume` may change it (`runtime`: it
     decides where a run happens, not what it computes); whether it is a path (`~` and `$VARS`
-    expanded). The CLI, the TOML keys, the resume check and the card are derived from these."""
+    expanded); the `parser` of its command-line text, where its type's own is not enough. The
+    CLI, the TOML keys, the resume check and the card are derived from these."""
     meta = {"help": help, "flags": flags, "card": card, "runtime": runtime, "path": path}
-    return field(default=default, metadata={**meta, "metavar": metavar})
+    return field(default=default, metadata={**meta, "metavar": metavar, "parser": parser})
+
+
+def learning_rate(text: str) -> float | str:
+    """`--lr`'s value: a number, or "auto" (the range test's suggestion)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a number nor auto") from None
 
 
 @dataclass(frozen=True)
@@ -67,7 +79,13 @@ class TrainDefaults:
     dataset: str = option("digits", "A name from zoo datasets.", "--dataset", "-d")
     epochs: int = option(10, "Passes over the training split.", card="epochs")
     batch_size: int = option(64, "Per process under torchrun.", card="batch size")
-    lr: float = option(1e-3, "Peak learning rate.", card="peak learning rate")
+    lr: float = option(
+        1e-3,
+        "Peak learning rate, or auto: the one zoo lr-find suggests.",
+        card="peak learning rate",
+        metavar="<float|auto>",
+        parser=learning_rate,
+    )
     optimizer: str = option("adamw", "sgd, adam or adamw.", card="optimizer")
     schedule: str = option("onecycle", "onecycle, cosine or none.", card="schedule")
     weight_decay: float = option(0.0, "Decoupled for adamw.", card="weight decay")

@@ -82,6 +82,13 @@ def train_model(
             f"epoch's weights, epoch {result.best_epoch}) in {result.seconds:.1f}s -> "
             f"{result.path} (run folder {result.run_dir})"
         )
+        if result.lr_found is not None:
+            out.print(f"--lr auto: {result.lr_found:.3g}, the range test's suggestion")
+        if result.stopped_early:
+            out.print(
+                f"stopped after epoch {result.epochs}: no better validation score since epoch "
+                f"{result.best_epoch} (--patience sets how long to wait)"
+            )
         out.print(
             f"seconds: {_features(t)}training {t['training']:.1f}, validation each epoch "
             f"{t['validation']:.1f}, test {t['test']:.1f}, post-hoc fit {t['posthoc']:.1f}; "
@@ -94,15 +101,19 @@ def _features(timing: dict[str, float]) -> str:
     return f"the frozen backbone's features {seconds:.1f}, " if seconds else ""
 
 
-def _option_parameters() -> list[inspect.Parameter]:
-    """A keyword parameter per `TrainConfig` field, typed and helped as the field declares;
-    None (its default) means "not given"."""
+def _option_parameters(left_out: tuple[str, ...] = ()) -> list[inspect.Parameter]:
+    """A keyword parameter per `TrainConfig` field (but those `left_out`), typed and helped as
+    the field declares; None (its default) means "not given"."""
     hints = typing.get_type_hints(TrainConfig)
     parameters = []
-    for f in options():
+    for f in [f for f in options() if f.name not in left_out]:
         kind = hints[f.name]
         flags = f.metadata["flags"] or (f"--{f.name.replace('_', '-')}",)
-        declared = typer.Option(*flags, help=f.metadata["help"], metavar=f.metadata["metavar"])
+        parser = f.metadata["parser"] and _bad_parameter(f.metadata["parser"])
+        declared = typer.Option(
+            *flags, help=f.metadata["help"], metavar=f.metadata["metavar"], parser=parser
+        )
+        kind = Any if parser else kind
         parameters.append(
             inspect.Parameter(
                 f.name,
@@ -114,16 +125,67 @@ def _option_parameters() -> list[inspect.Parameter]:
     return parameters
 
 
-def _with_options(command):
+def _bad_parameter(parse):
+    """`parse`, its ValueError typer's own refusal of the value (no "Value error" prefix)."""
+
+    def parsed(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+
+    return parsed
+
+
+def _with_options(command, left_out: tuple[str, ...] = ()):
     """`command` with its `**given` replaced by the options `_option_parameters` derives."""
     signature = inspect.signature(command, eval_str=True)
     fixed = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
     fixed = [p.replace(kind=p.KEYWORD_ONLY) if p.default is not p.empty else p for p in fixed]
-    command.__signature__ = signature.replace(parameters=[*fixed, *_option_parameters()])
+    command.__signature__ = signature.replace(parameters=[*fixed, *_option_parameters(left_out)])
     command.__annotations__ = {
         p.name: p.annotation for p in command.__signature__.parameters.values()
     }
     return command
 
 
+def lr_find_model(
+    name: Annotated[str, typer.Argument(help="The model's name (zoo list).")],
+    plot: Annotated[
+        str | None,
+        typer.Option("--plot", metavar="FILE.png", help="[runs/<run>-lr-find.png]"),
+    ] = None,
+    runs_dir: Annotated[
+        str | None, typer.Option(envvar="ZOO_RUNS_DIR", help="Where the plot goes [runs].")
+    ] = None,
+    **given: Any,
+) -> None:
+    """Suggest a --lr: the range test, a short run at rising rates (nothing written but its
+    plot of the loss against the rate); zoo train --lr auto uses it."""
+    reg = registry()
+    spec = reg.model(name)
+    settings = {key: value for key, value in given.items() if value is not None}
+    for key in ({f.name for f in options() if f.metadata["path"]}).intersection(settings):
+        settings[key] = expand(settings[key])
+    config = TrainConfig.for_model(spec, **settings)
+    target = Path(expand(plot)) if plot else None
+    if target is None:
+        run = default_run_name(spec.name, config.dataset)
+        target = Path(expand(runs_dir) if runs_dir else "runs") / f"{run}-lr-find.png"
+    if target.suffix.lower() != ".png":
+        raise ZooError(f"--plot {target} must name a .png file")
+    from zoo.training.loop import lr_range_test
+
+    test = lr_range_test(reg, spec, config, settings)
+    path = test.plot(target, f"{spec.name} on {config.dataset}: learning-rate range test")
+    out.print(
+        f"suggested --lr {test.suggestion:.3g} (fastai's valley: halfway along the longest "
+        f"fall of the loss), from {len(test.rates)} steps at {test.rates[0]:.0e} to "
+        f"{test.rates[-1]:.2g}; plot {path}"
+    )
+
+
 app.command("train")(_with_options(train_model))
+# The range test chooses its own rates and runs a fixed number of steps: these do not apply.
+NOT_FOR_LR_FIND = ("epochs", "lr", "schedule", "patience")
+app.command("lr-find")(_with_options(lr_find_model, NOT_FOR_LR_FIND))

@@ -17,6 +17,8 @@ from zoo.header import MAX_INPUT_SIZE
 from zoo.specs import InputSpec, ModelSpec, TrainDefaults, option
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+AUTO = "auto"  # --lr auto: the learning-rate range test's suggestion (zoo.training.lr_find)
+PATIENCE_FROM, MIN_PATIENCE = 12, 3  # runs this long stop early by default, after this many
 SCHEDULES = ("onecycle", "cosine", "none")
 
 
@@ -60,6 +62,19 @@ class TrainConfig(TrainDefaults):
     )
     download: bool = option(False, "Fetch the data.", runtime=True)
     threads: int | None = option(None, "CPU threads [the fastest, measured].", runtime=True)
+    patience: int | None = option(
+        None,
+        "Stop after N epochs without a better validation score; 0: never [a quarter of the "
+        f"epochs, at least {MIN_PATIENCE}, for runs of {PATIENCE_FROM} epochs or more].",
+        card="patience",
+    )
+
+    @property
+    def stop_after(self) -> int | None:
+        """Epochs without a better validation score that end the run (None: never)."""
+        if self.patience is not None:
+            return self.patience or None
+        return max(MIN_PATIENCE, self.epochs // 4) if self.epochs >= PATIENCE_FROM else None
 
     @classmethod
     def for_model(cls, spec: ModelSpec, **overrides: Any) -> TrainConfig:
@@ -74,8 +89,10 @@ class TrainConfig(TrainDefaults):
                 raise ZooError(f"--{name.replace('_', '-')} must be at least 1")
         if self.image_size is not None and self.image_size > MAX_INPUT_SIZE:
             raise ZooError(f"--image-size must be at most {MAX_INPUT_SIZE} (as weights files)")
-        if self.lr <= 0:
-            raise ZooError("--lr must be positive")
+        if self.lr != AUTO and not self.lr > 0:
+            raise ZooError(f"--lr must be positive, or {AUTO}")
+        if self.patience is not None and self.patience < 0:
+            raise ZooError("--patience must not be negative (0: never stop early)")
         if self.weight_decay < 0:
             raise ZooError("--weight-decay must not be negative")
         if not 0 <= self.label_smoothing < 1:

@@ -40,7 +40,7 @@ from zoo.data.stream import batches, resident
 from zoo.errors import ZooError
 from zoo.registry import Registry
 from zoo.specs import DatasetSpec, InputSpec, ModelSpec
-from zoo.training import distributed, runlog
+from zoo.training import distributed, lr_find, runlog
 from zoo.training.checkpoint import (
     FILENAME,
     frozen_checksum,
@@ -52,7 +52,7 @@ from zoo.training.checkpoint import (
     set_rng_state,
     trained_state,
 )
-from zoo.training.config import TrainConfig
+from zoo.training.config import AUTO, TrainConfig
 from zoo.training.features import backbone_features, trains_only
 from zoo.training.finetune import head_module
 from zoo.training.optim import make_optimizer, make_schedule
@@ -62,7 +62,6 @@ from zoo.trust.metrics import (
     image_batches,
     logits_of,
     per_class_accuracy,
-    predicted_labels,
 )
 from zoo.util import threads
 from zoo.util.locks import exclusive
@@ -72,6 +71,7 @@ ONE_WRITER = "wait for it to finish, or choose another --run-name"
 MIN_STEPS = 20  # a default batch size leaves at least this many steps an epoch
 FEW_STEPS = 4  # a chosen one that leaves fewer gets a warning
 VALIDATION_IMAGES = 2_000  # held-out images evaluated each epoch (evenly spaced)
+BEST_IS = "the highest validation accuracy; of equals, the lowest validation loss"
 # The training split the built-in models' defaults were tuned on: digits' 1,294 images.
 REFERENCE_IMAGES = 1_300
 MAX_SCALED_BATCH = 512
@@ -87,6 +87,9 @@ class TrainResult:
     run_dir: Path | None = None
     timing: dict[str, float] = field(default_factory=dict)
     best_epoch: int | None = None
+    epochs: int = 0  # trained
+    stopped_early: bool = False
+    lr_found: float | None = None  # --lr auto's
 
 
 def train(
@@ -130,8 +133,37 @@ def train(
     finally:
         ctx.close()
     return TrainResult(
-        path, run.accuracy, run.elapsed(), run_dir, run.timing, run.best.get("epoch")
+        path,
+        run.accuracy,
+        run.elapsed(),
+        run_dir,
+        run.timing,
+        run.best.get("epoch"),
+        len(run.history),
+        run.stopped_early,
+        run.config.lr if run.lr_test else None,
     )
+
+
+def _better(accuracy: float, loss: float, best: dict[str, Any]) -> bool:
+    """Whether a validation score beats (or equals) the best so far: a higher accuracy, or the
+    same with a lower loss (a checkpoint from before losses were kept has none)."""
+    best_loss = math.inf if best.get("val_loss") is None else best["val_loss"]
+    return (accuracy, -loss) >= (best["val_accuracy"], -best_loss)
+
+
+def lr_range_test(
+    registry: Registry, spec: ModelSpec, config: TrainConfig, given: Iterable[str] = ()
+) -> lr_find.RangeTest:
+    """`zoo lr-find`: the range test on the run `zoo train` would start with `config` (its
+    data, model, strategy and batch), which it then leaves untrained."""
+    ctx = distributed.setup(config.device)
+    try:
+        start = replace(config, lr=lr_find.START)
+        run = _Run(registry, spec, start, ctx, None, False, frozenset(given))
+        return lr_find.range_test(run)
+    finally:
+        ctx.close()
 
 
 def _write_failure(error: OSError, run_dir: Path | None) -> str:
@@ -210,10 +242,18 @@ class _Run:
         if not saved:
             chosen = "batch_size" in given or config.batch_size != spec.defaults.batch_size
             self.config = config = fit_batch_size(config, shard, chosen)
+        self.epoch, self.step, self.seconds = 1, 0, 0.0
+        self.step_module = ctx.wrap(self.module)
+        if config.compile:
+            self.step_module = torch.compile(self.step_module)
+        self.lr_test: lr_find.RangeTest | None = None
+        if config.lr == AUTO:  # a fresh run only: a checkpoint keeps the rate it found
+            self.optimizer = make_optimizer(replace(config, lr=lr_find.START), groups)
+            self.lr_test = lr_find.range_test(self)
+            self.config = config = replace(config, lr=self._agreed(self.lr_test.suggestion))
         self.optimizer = make_optimizer(config, groups)
         self.steps = math.ceil(shard / config.batch_size)
         self.schedule = make_schedule(config, self.optimizer, self.steps * config.epochs)
-        self.epoch, self.step, self.seconds = 1, 0, 0.0
         self.tally = torch.zeros(3, device=ctx.device)  # loss sum, correct, images
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}  # the best epoch on the validation subset, its weights
@@ -222,9 +262,14 @@ class _Run:
         self.accuracy = 0.0
         if saved:
             self._restore(saved)
-        self.step_module = ctx.wrap(self.module)
-        if config.compile:
-            self.step_module = torch.compile(self.step_module)
+
+    def _agreed(self, rate: float) -> float:
+        """The processes' suggested rates (each tested on its own shard) as one: their
+        geometric mean."""
+        if self.ctx.world == 1:
+            return rate
+        logs = self.ctx.sum(torch.tensor([math.log(rate)], device=self.ctx.device))
+        return math.exp(logs.item() / self.ctx.world)
 
     def _inputs(self, head: nn.Module) -> tuple[nn.Module, Any, Any, Any]:
         """The module to train and its train, validation and test inputs: the model on uint8
@@ -284,13 +329,11 @@ class _Run:
         done = (self.epoch - 1) * self.steps + self.step
         bar = _Progress(config.epochs * self.steps, done, enabled=progress)
         with bar, _StopOnInterrupt() as stop:
-            while self.epoch <= config.epochs:
+            while self.epoch <= config.epochs and not self.stopped_early:
                 order = self.ctx.shard(
                     torch.randperm(len(self.train_y), generator=_generator(config.seed, self.epoch))
                 )
-                self.module.train()
-                if not self.on_features:
-                    freeze_frozen_norms(self.model)
+                self.begin_epoch()
                 began = time.perf_counter()
                 steps = batches(self.train_x, order, config.batch_size, self.ctx.device, self.step)
                 for step, (index, x) in enumerate(steps, self.step):
@@ -302,7 +345,25 @@ class _Run:
                 self.seconds += time.perf_counter() - began
                 self._end_epoch(bar)
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
+    @property
+    def stopped_early(self) -> bool:
+        """Whether `config.stop_after` epochs have passed without a better validation score."""
+        patience = self.config.stop_after
+        if patience is None or not self.history or self.best.get("val_accuracy") is None:
+            return False
+        return self.history[-1]["epoch"] - self.best["epoch"] >= patience
+
+    def begin_epoch(self) -> None:
+        """Put the trained module in training mode (frozen batch norms stay in eval mode)."""
+        self.module.train()
+        if not self.on_features:
+            freeze_frozen_norms(self.model)
+
+    def step_loss(
+        self, x: torch.Tensor, y: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on a batch (uint8 images, or cached features) at the optimizer's
+        rates; returns the logits and the loss, detached."""
         config = self.config
         if not self.on_features:
             x = self._model_input(x, step)
@@ -312,9 +373,13 @@ class _Run:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        return logits.detach(), loss.detach().float()
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
+        logits, loss = self.step_loss(x, y, step)
         self.schedule.step()
-        self.tally[0] += loss.detach().float() * len(y)
-        self.tally[1] += (logits.detach().argmax(1) == y).sum()
+        self.tally[0] += loss * len(y)
+        self.tally[1] += (logits.argmax(1) == y).sum()
         self.tally[2] += len(y)
 
     def _model_input(self, images: torch.Tensor, step: int) -> torch.Tensor:
@@ -338,21 +403,25 @@ class _Run:
             return
         began = time.perf_counter()
         labels = self.validation[1]
-        accuracy = None
+        accuracy = loss = None
         if len(labels):
-            predictions = predicted_labels(self.module, self._batches(self.val_x), self.config.amp)
-            accuracy = (predictions == labels).float().mean().item()
-        if not self.best or (accuracy is not None and accuracy >= self.best["val_accuracy"]):
+            with torch.autocast(self.ctx.device.type, torch.bfloat16, enabled=self.config.amp):
+                logits = logits_of(self.module, self._batches(self.val_x))
+            accuracy = (logits.argmax(1) == labels).float().mean().item()
+            loss = F.cross_entropy(logits, labels).item()
+        if not self.best or (accuracy is not None and _better(accuracy, loss, self.best)):
             state = {k: v.detach().clone() for k, v in trained_state(self.model).items()}
-            self.best = {"epoch": epoch, "val_accuracy": accuracy, "state": state}
+            self.best = {"epoch": epoch, "val_accuracy": accuracy, "val_loss": loss, "state": state}
         elif accuracy is None:  # nothing held out: the last epoch's weights
-            self.best = {"epoch": epoch, "val_accuracy": None, "state": trained_state(self.model)}
+            state = trained_state(self.model)
+            self.best = {"epoch": epoch, "val_accuracy": None, "val_loss": None, "state": state}
         self.history.append(
             {
                 "epoch": epoch,
                 "loss": loss_sum / seen,
                 "train_accuracy": correct / seen,
                 "val_accuracy": accuracy,
+                "val_loss": loss,
                 "lr": self.schedule.get_last_lr()[0],
                 "images_per_s": seen / self.seconds if self.seconds else None,
                 "seconds": self.seconds,
@@ -419,7 +488,13 @@ class _Run:
                 if folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
             raise
-        for name in (runlog.METRICS, runlog.CURVES, runlog.CONFUSION, *analysis.FIGURES):
+        for name in (
+            runlog.METRICS,
+            runlog.CURVES,
+            runlog.CONFUSION,
+            lr_find.FIGURE,
+            *analysis.FIGURES,
+        ):
             (self.run_dir / name).unlink(missing_ok=True)
         self.fresh = False
         return path
@@ -477,12 +552,26 @@ class _Run:
                 "validation_images": len(self.validation[1]),
                 "best_epoch": self.best.get("epoch"),
                 "best_val_accuracy": self.best.get("val_accuracy"),
+                "best_val_loss": self.best.get("val_loss"),
+                "best_is": BEST_IS,
+                "epochs_trained": len(self.history),
+                "stopped_early": self.stopped_early,
+                "patience": config.stop_after,
                 "per_class_accuracy": per_class,
             },
             "data": recorded_data(config, data.source),
             "settings": asdict(config),
             **fitted.meta,
         }
+        if self.lr_test is not None:
+            meta["lr_find"] = {
+                "suggestion": self.lr_test.suggestion,
+                "rule": "fastai's valley",
+                "rates": [self.lr_test.rates[0], self.lr_test.rates[-1]],
+                "steps": len(self.lr_test.rates),
+            }
+            if self.run_dir is not None:
+                self.lr_test.plot(self.run_dir / lr_find.FIGURE, f"{title}: --lr auto")
         path = save(out, self.model, meta, fitted.tensors)
         timing["total"] = self.elapsed()
         return path

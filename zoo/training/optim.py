@@ -11,7 +11,9 @@ if TYPE_CHECKING:
 
 
 def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
-    """SGD (momentum 0.9, Nesterov), Adam or AdamW over the fine-tune strategy's groups."""
+    """SGD (momentum 0.9, Nesterov), Adam or AdamW over the fine-tune strategy's groups (copies
+    of them: torch writes its defaults, and later rates, into the dicts it is given)."""
+    groups = [dict(group) for group in groups]
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             groups, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
