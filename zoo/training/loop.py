@@ -329,7 +329,7 @@ class _Run:
         done = (self.epoch - 1) * self.steps + self.step
         bar = _Progress(config.epochs * self.steps, done, enabled=progress)
         with bar, _StopOnInterrupt() as stop:
-            while self.epoch <= config.epochs and not self.stopped_early:
+            while self.epoch <= config.epochs and not self.ctx.any(self.stopped_early):
                 order = self.ctx.shard(
                     torch.randperm(len(self.train_y), generator=_generator(config.seed, self.epoch))
                 )
@@ -347,7 +347,8 @@ class _Run:
 
     @property
     def stopped_early(self) -> bool:
-        """Whether `config.stop_after` epochs have passed without a better validation score."""
+        """Whether `config.stop_after` epochs have passed without a better validation score
+        (known to rank 0, which evaluates)."""
         patience = self.config.stop_after
         if patience is None or not self.history or self.best.get("val_accuracy") is None:
             return False
@@ -565,7 +566,8 @@ class _Run:
         }
         if self.lr_test is not None:
             meta["lr_find"] = {
-                "suggestion": self.lr_test.suggestion,
+                "suggestion": config.lr,  # under torchrun, the processes' geometric mean
+                "processes": self.ctx.world,
                 "rule": "fastai's valley",
                 "rates": [self.lr_test.rates[0], self.lr_test.rates[-1]],
                 "steps": len(self.lr_test.rates),
