@@ -110,9 +110,12 @@ def test_zoo_lr_find_prints_a_suggestion_and_draws_the_curve(zoo_cli, tmp_path):
         assert len(found.err.strip().splitlines()) == 1
 
 
-def test_train_lr_auto_trains_at_the_suggestion_and_records_it(zoo_cli, tmp_path):
-    args = ["train", "lenet", "--lr", "auto", "--epochs", "3", "--limit", "600", "-q"]
-    result = zoo_cli([*args, *where(tmp_path, "a")])
+@pytest.mark.parametrize("from_file", [False, True])
+def test_train_lr_auto_trains_at_the_suggestion_and_records_it(zoo_cli, tmp_path, from_file):
+    args = ["train", "lenet", "--epochs", "3", "--limit", "600", "-q"]
+    (tmp_path / "auto.toml").write_text('lr = "auto"\n')
+    given = ["--config", str(tmp_path / "auto.toml")] if from_file else ["--lr", "auto"]
+    result = zoo_cli([*args, *given, *where(tmp_path, "a")])
     assert result.code == 0, result.err
     meta = read_meta(tmp_path / "a.safetensors")
     found = meta["lr_find"]["suggestion"]
@@ -125,7 +128,10 @@ def test_train_lr_auto_trains_at_the_suggestion_and_records_it(zoo_cli, tmp_path
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("abc", "'abc' is neither a number nor auto"), ("-1", "--lr must be positive, or auto")],
+    [
+        ("abc", "'abc' is neither a number nor auto"),
+        ("-1", "--lr must be a positive number, or auto; not -1.0"),
+    ],
 )
 def test_a_bad_lr_is_refused_in_one_line(zoo_cli, value, message):
     result = zoo_cli(["train", "lenet", "--lr", value])

@@ -79,7 +79,7 @@ class TrainDefaults:
     dataset: str = option("digits", "A name from zoo datasets.", "--dataset", "-d")
     epochs: int = option(10, "Passes over the training split.", card="epochs")
     batch_size: int = option(64, "Per process under torchrun.", card="batch size")
-    lr: float = option(
+    lr: float | str = option(
         1e-3,
         "Peak learning rate, or auto: the one zoo lr-find suggests.",
         card="peak learning rate",

@@ -89,8 +89,8 @@ class TrainConfig(TrainDefaults):
                 raise ZooError(f"--{name.replace('_', '-')} must be at least 1")
         if self.image_size is not None and self.image_size > MAX_INPUT_SIZE:
             raise ZooError(f"--image-size must be at most {MAX_INPUT_SIZE} (as weights files)")
-        if self.lr != AUTO and not self.lr > 0:
-            raise ZooError(f"--lr must be positive, or {AUTO}")
+        if self.lr != AUTO and (isinstance(self.lr, str) or not self.lr > 0):
+            raise ZooError(f"--lr must be a positive number, or {AUTO}; not {self.lr!r}")
         if self.patience is not None and self.patience < 0:
             raise ZooError("--patience must not be negative (0: never stop early)")
         if self.weight_decay < 0:

@@ -18,6 +18,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
 
 
 def read_settings(path: Path, types: dict[str, str]) -> dict[str, Any]:
@@ -34,10 +35,12 @@ def read_settings(path: Path, types: dict[str, str]) -> dict[str, Any]:
         if name not in types:
             known = ", ".join(sorted(k.replace("_", "-") for k in types))
             raise ZooError(f"{path}: unknown setting {key!r}; known: {known}")
-        expected = _TYPES[types[name].split("|")[0].strip()]
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        kinds = [k.strip() for k in types[name].split("|") if k.strip() != "None"]
+        expected = tuple(_TYPES[kind] for kind in kinds)
+        if float in expected and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ZooError(f"{path}: {key} must be a {expected.__name__}, not {value!r}")
+        if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+            words = " or ".join(_WORDS[kind] for kind in expected)
+            raise ZooError(f"{path}: {key} must be {words}, not {value!r}")
         settings[name] = value
     return settings
