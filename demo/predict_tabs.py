@@ -268,8 +268,9 @@ def classify_tab(classify: Classify, examples: Examples) -> gr.Dropdown:
         [*shown, source],
         **UI_EVENT,
     )
-    # A new or removed image takes the old answer away (until it is classified).
-    gr.on([image.input, image.clear], None, None, shown, js=CLEAR_JS, **QUIET)
+    # A removed image takes its answer away. Not on `input` too: that may fire as an example's
+    # pick sets the image, after its answer (the suspected cause of a lost answer seen in CI).
+    image.clear(None, None, shown, js=CLEAR_JS, **QUIET)
     sketch.change(
         guarded(from_drawing),
         [model, sketch],
