@@ -76,9 +76,9 @@ def fit_posthoc(
     if len(held_labels):
         held_features, held_logits = features_and_logits(1, held_images)
         temperature = calibrate.fit_temperature(held_logits, held_labels)
-        train = data if cached else data.limit(DETECTOR_IMAGES)
+        sample = data.limit(DETECTOR_IMAGES)  # the image views' training images
+        train = data if cached else sample
         train_features, _ = features_and_logits(0, train.train_images)
-        sample = data.limit(DETECTOR_IMAGES)
         train_views = unknown.views_of(image_batches(sample.train_images, input_spec, device))
         held_views = unknown.views_of(image_batches(held_images, input_spec, device))
         detector = unknown.fit_detector(
