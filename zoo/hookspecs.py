@@ -44,7 +44,9 @@ def zoo_pretrained(spec: ModelSpec) -> PretrainedWeights | None:
 @hookspec(firstresult=True)
 def zoo_finetune(spec: ModelSpec, model: nn.Module, strategy: str) -> list[dict] | None:
     """Prepare `model` for a fine-tune `strategy` (`full`, `head`, ...): freeze what stays
-    fixed and return the optimizer's parameter groups."""
+    fixed and return the optimizer's parameter groups (a group's `lr_scale`, as in timm,
+    multiplies its rate). For `two-stage`, the groups of its second stage: the loop trains
+    the `head` strategy's first."""
 
 
 @hookspec(firstresult=True)

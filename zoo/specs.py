@@ -92,7 +92,9 @@ class TrainDefaults:
     label_smoothing: float = option(0.0, "Of the cross-entropy.", card="label smoothing")
     strategy: str = option(
         "full",
-        "full, head, or another the model's plugin adds (zoo info NAME lists them).",
+        "full, head, two-stage (the head alone, then every layer at rates decaying towards "
+        "the input; the default with --pretrained), or another the model's plugin adds (zoo "
+        "info NAME lists them).",
         card="layers trained",
     )
 
@@ -107,8 +109,8 @@ class ModelSpec:
     `zoo list`; the others only when a pattern selects them. `cam_layer` is the dotted name of
     the module whose output Grad-CAM weighs (default: found automatically). `aliases` are
     former names: a weights file that names one loads as this model. `strategies` are the
-    fine-tune strategies it takes (a plugin's `zoo_finetune` adds any beyond `full` and
-    `head`). `plugin` is filled in by the registry.
+    fine-tune strategies it takes (a plugin's `zoo_finetune` adds any beyond `full`, `head`
+    and `two-stage`). `plugin` is filled in by the registry.
     """
 
     name: str
@@ -120,7 +122,7 @@ class ModelSpec:
     listed: bool = True
     cam_layer: str | None = None
     aliases: tuple[str, ...] = ()
-    strategies: tuple[str, ...] = ("full", "head")
+    strategies: tuple[str, ...] = ("full", "head", "two-stage")
     plugin: str = ""
 
     def __post_init__(self) -> None:

@@ -20,6 +20,10 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 AUTO = "auto"  # --lr auto: the learning-rate range test's suggestion (zoo.training.lr_find)
 PATIENCE_FROM, MIN_PATIENCE = 12, 3  # runs this long stop early by default, after this many
 SCHEDULES = ("onecycle", "cosine", "none")
+TWO_STAGE = "two-stage"
+# two-stage's head-only epochs: on cached features they cost little more than one forward pass
+HEAD_EPOCHS, HEAD_EPOCHS_AUGMENTED = 3, 1
+LAYER_DECAY = 0.8  # two-stage's default: EfficientNet-Lite0's stem then trains at 2% of the rate
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,18 @@ class TrainConfig(TrainDefaults):
     )
     download: bool = option(False, "Fetch the data.", runtime=True)
     threads: int | None = option(None, "CPU threads [the fastest, measured].", runtime=True)
+    head_epochs: int | None = option(
+        None,
+        f"With --strategy {TWO_STAGE}: epochs of the head alone before --epochs of every layer "
+        f"[{HEAD_EPOCHS}; with --augment {HEAD_EPOCHS_AUGMENTED}].",
+        card="head-only epochs first",
+    )
+    layer_decay: float | None = option(
+        None,
+        "Each layer's rate this times the next one's, from the head towards the input (timm's "
+        f"layer decay) [{TWO_STAGE}: {LAYER_DECAY}; else 1, none].",
+        card="layer-wise rate decay",
+    )
     patience: int | None = option(
         None,
         "Stop after N epochs without a better validation score; 0: never [a quarter of the "
@@ -76,11 +92,40 @@ class TrainConfig(TrainDefaults):
             return self.patience or None
         return max(MIN_PATIENCE, self.epochs // 4) if self.epochs >= PATIENCE_FROM else None
 
+    @property
+    def head_stage(self) -> int:
+        """The epochs that train the head alone before the others (two-stage; else 0)."""
+        if self.strategy != TWO_STAGE:
+            return 0
+        if self.head_epochs is not None:
+            return self.head_epochs
+        return HEAD_EPOCHS_AUGMENTED if self.augment else HEAD_EPOCHS
+
+    @property
+    def total_epochs(self) -> int:
+        """Every epoch of the run: the head stage's, then `epochs`."""
+        return self.head_stage + self.epochs
+
+    @property
+    def decay(self) -> float:
+        """The layer-wise rate decay in effect (1: none)."""
+        if self.layer_decay is not None:
+            return self.layer_decay
+        return LAYER_DECAY if self.strategy == TWO_STAGE else 1.0
+
     @classmethod
     def for_model(cls, spec: ModelSpec, **overrides: Any) -> TrainConfig:
-        """The model's defaults, overridden by every option that is not None."""
+        """The model's defaults, overridden by every option that is not None; with
+        `pretrained` and no strategy given, `two-stage` where the model's default is `full`."""
         names = {f.name for f in fields(cls)}
         given = {k: v for k, v in overrides.items() if v is not None and k in names}
+        if (
+            given.get("pretrained")
+            and "strategy" not in given
+            and spec.defaults.strategy == "full"
+            and TWO_STAGE in spec.strategies
+        ):
+            given["strategy"] = TWO_STAGE
         return cls(**{**asdict(spec.defaults), **given})
 
     def __post_init__(self) -> None:
@@ -109,6 +154,22 @@ class TrainConfig(TrainDefaults):
             raise ZooError(f"unknown --grey {self.grey!r}; choose from {GREY_MODES}")
         if self.schedule not in SCHEDULES:
             raise ZooError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
+        self._check_stages()
+
+    def _check_stages(self) -> None:
+        if self.head_epochs is not None and self.strategy != TWO_STAGE:
+            raise ZooError(f"--head-epochs is for --strategy {TWO_STAGE}, not {self.strategy}")
+        if self.head_epochs is not None and self.head_epochs < 0:
+            raise ZooError("--head-epochs must not be negative")
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise ZooError("--layer-decay must be in (0, 1] (1: every layer at the same rate)")
+        if self.layer_decay is not None and self.strategy == "head":
+            raise ZooError("--layer-decay has no effect with --strategy head (one layer trains)")
+        if self.lr == AUTO and self.strategy == TWO_STAGE:
+            raise ZooError(
+                f"--lr auto is not for --strategy {TWO_STAGE} (its stages want different "
+                "rates); give --lr, or see zoo lr-find with --strategy head and full"
+            )
 
     def input_spec(self, spec: ModelSpec) -> InputSpec:
         """The model's input spec, at `image_size` if one is set."""

@@ -1,4 +1,6 @@
-"""The core's last-resort `zoo_finetune`: `full` trains everything, `head` only `spec.head`."""
+"""The core's last-resort `zoo_finetune`: `full` trains everything, `head` only `spec.head`,
+and `two-stage`, the second of its stages, everything again (the loop trains the `head`
+strategy's groups first, then these at layer-wise decaying rates: `layer_decay`)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,10 @@ from typing import TYPE_CHECKING
 from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
 from zoo.specs import ModelSpec
+from zoo.training.config import TWO_STAGE
 
 if TYPE_CHECKING:
     from torch import nn
-
-STRATEGIES = ("full", "head")
-
 
 def head_module(model: nn.Module, spec: ModelSpec) -> nn.Module:
     """The classifier head named by `spec.head`."""
@@ -24,7 +24,7 @@ def head_module(model: nn.Module, spec: ModelSpec) -> nn.Module:
 
 @hookimpl(trylast=True)
 def zoo_finetune(spec: ModelSpec, model: nn.Module, strategy: str) -> list[dict] | None:
-    if strategy == "full":
+    if strategy in ("full", TWO_STAGE):
         model.requires_grad_(True)
         return [{"params": list(model.parameters())}]
     if strategy == "head":

@@ -55,6 +55,7 @@ from zoo.training.checkpoint import (
 from zoo.training.config import AUTO, TrainConfig
 from zoo.training.features import backbone_features, trains_only
 from zoo.training.finetune import head_module
+from zoo.training.layer_decay import layer_decayed
 from zoo.training.optim import make_optimizer, make_schedule
 from zoo.trust import analysis, posthoc
 from zoo.trust.metrics import (
@@ -218,42 +219,31 @@ class _Run:
             config = scaled_defaults(config, spec, len(self.data.train_labels), given)
         self.config = config
 
+        self.train_y = self.data.train_labels.to(ctx.device)
+        shard = len(ctx.shard(self.train_y))
+        if not saved:
+            chosen = "batch_size" in given or config.batch_size != spec.defaults.batch_size
+            config = fit_batch_size(config, shard, chosen)
+        self.config, self.registry = config, registry
+        self.steps = math.ceil(shard / config.batch_size)
+
         torch.manual_seed(config.seed)
         self.model = _build(registry, spec, config, len(self.data.classes))
         if config.grey == "sum" and data.train_images.shape[1] == 1 and self.input.channels == 3:
             sum_first_conv(self.model)  # before the optimizer's groups are made
             self.input = grey_input(self.input)
-        groups = registry.finetune(spec, self.model, config.strategy)
         self.model.to(ctx.device, memory_format=torch.channels_last)
-        if saved:  # before any features are computed from it
-            load_trained(self.model, saved, run_dir / FILENAME)
-        self.frozen = frozen_checksum(self.model)
         if config.image_size:
             _check_input(self.model, spec.name, self.input, ctx.device)
-        began = time.perf_counter()
-        self.module, self.train_x, self.val_x, self.test_x = self._inputs(
-            head_module(self.model, spec)
-        )
-        self.features_seconds = time.perf_counter() - began if self.on_features else 0.0
-        self.train_y = self.data.train_labels.to(ctx.device)
-        self.threads = threads.use(config.threads, self.module, self._example(), train=True)
-
-        shard = len(ctx.shard(self.train_y))
-        if not saved:
-            chosen = "batch_size" in given or config.batch_size != spec.defaults.batch_size
-            self.config = config = fit_batch_size(config, shard, chosen)
-        self.epoch, self.step, self.seconds = 1, 0, 0.0
-        self.step_module = ctx.wrap(self.module)
-        if config.compile:
-            self.step_module = torch.compile(self.step_module)
+        self.epoch, self.step, self.seconds = saved["epoch"] if saved else 1, 0, 0.0
+        self.features_seconds = 0.0
+        groups = self._enter_stage(saved)
         self.lr_test: lr_find.RangeTest | None = None
         if config.lr == AUTO:  # a fresh run only: a checkpoint keeps the rate it found
             self.optimizer = make_optimizer(replace(config, lr=lr_find.START), groups)
             self.lr_test = lr_find.range_test(self)
             self.config = config = replace(config, lr=self._agreed(self.lr_test.suggestion))
-        self.optimizer = make_optimizer(config, groups)
-        self.steps = math.ceil(shard / config.batch_size)
-        self.schedule = make_schedule(config, self.optimizer, self.steps * config.epochs)
+        self._make_optimizer(groups)
         self.tally = torch.zeros(3, device=ctx.device)  # loss sum, correct, images
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}  # the best epoch on the validation subset, its weights
@@ -262,6 +252,49 @@ class _Run:
         self.accuracy = 0.0
         if saved:
             self._restore(saved)
+
+    @property
+    def stage(self) -> str:
+        """The strategy this epoch trains with: two-stage's first epochs train the head."""
+        return "head" if self.epoch <= self.config.head_stage else self.config.strategy
+
+    def _enter_stage(self, saved: dict[str, Any] | None = None) -> list[dict]:
+        """Make the current stage's parameters trainable (the checkpoint's weights loaded into
+        them), its module and inputs (cached features for a frozen backbone), and its threads;
+        return its parameter groups, layer-decayed where asked."""
+        config, spec, device = self.config, self.spec, self.ctx.device
+        groups = self.registry.finetune(spec, self.model, self.stage)
+        if config.decay != 1:
+            groups = layer_decayed(self.model, spec, groups, config.decay)
+        self.model.to(device, memory_format=torch.channels_last)  # any module it added
+        if saved:  # before any features are computed from it
+            load_trained(self.model, saved, self.run_dir / FILENAME)
+        self.frozen = frozen_checksum(self.model)
+        began = time.perf_counter()
+        self.module, self.train_x, self.val_x, self.test_x = self._inputs(
+            head_module(self.model, spec)
+        )
+        self.features_seconds += time.perf_counter() - began if self.on_features else 0.0
+        self.threads = threads.use(config.threads, self.module, self._example(), train=True)
+        self.step_module = self.ctx.wrap(self.module)
+        if config.compile:
+            self.step_module = torch.compile(self.step_module)
+        return groups
+
+    def _make_optimizer(self, groups: list[dict]) -> None:
+        """The optimizer over `groups`, and its schedule over the current stage's steps."""
+        config = self.config
+        epochs = config.head_stage if self.stage == "head" else config.epochs
+        self.optimizer = make_optimizer(config, groups)
+        self.schedule = make_schedule(config, self.optimizer, self.steps * epochs)
+
+    def _next_stage(self) -> None:
+        """Two-stage's second stage: every layer, on the images. The best weights so far (the
+        head's) get the frozen rest beside them, as it is about to change."""
+        if self.best:
+            whole = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best["state"] = {**whole, **self.best["state"]}
+        self._make_optimizer(self._enter_stage())
 
     def _agreed(self, rate: float) -> float:
         """The processes' suggested rates (each tested on its own shard) as one: their
@@ -327,9 +360,9 @@ class _Run:
         """Train to the last epoch."""
         config = self.config
         done = (self.epoch - 1) * self.steps + self.step
-        bar = _Progress(config.epochs * self.steps, done, enabled=progress)
+        bar = _Progress(config.total_epochs * self.steps, done, enabled=progress)
         with bar, _StopOnInterrupt() as stop:
-            while self.epoch <= config.epochs and not self.ctx.any(self.stopped_early):
+            while self.epoch <= config.total_epochs and not self.ctx.any(self.stopped_early):
                 order = self.ctx.shard(
                     torch.randperm(len(self.train_y), generator=_generator(config.seed, self.epoch))
                 )
@@ -338,21 +371,27 @@ class _Run:
                 steps = batches(self.train_x, order, config.batch_size, self.ctx.device, self.step)
                 for step, (index, x) in enumerate(steps, self.step):
                     self._train_step(x, self.train_y[index], step)
-                    bar.advance(f"epoch {self.epoch}/{config.epochs}")
+                    bar.advance(f"epoch {self.epoch}/{config.total_epochs}")
                     if self.ctx.any(stop.requested):
                         self.seconds += time.perf_counter() - began
                         self._interrupted(step + 1)
                 self.seconds += time.perf_counter() - began
                 self._end_epoch(bar)
+                if config.head_stage and self.epoch == config.head_stage + 1:
+                    self._next_stage()  # before the checkpoint, which then resumes there
+                if self.ctx.is_main and self.run_dir is not None:
+                    self._save_checkpoint(torch.zeros(3))
+                    runlog.write_metrics(self.run_dir, self.history)
 
     @property
     def stopped_early(self) -> bool:
-        """Whether `config.stop_after` epochs have passed without a better validation score
-        (known to rank 0, which evaluates)."""
+        """Whether `config.stop_after` epochs of every layer have passed without a better
+        validation score (known to rank 0, which evaluates)."""
         patience = self.config.stop_after
         if patience is None or not self.history or self.best.get("val_accuracy") is None:
             return False
-        return self.history[-1]["epoch"] - self.best["epoch"] >= patience
+        since = max(self.best["epoch"], self.config.head_stage)
+        return self.history[-1]["epoch"] - since >= patience
 
     def begin_epoch(self) -> None:
         """Put the trained module in training mode (frozen batch norms stay in eval mode)."""
@@ -423,19 +462,18 @@ class _Run:
                 "train_accuracy": correct / seen,
                 "val_accuracy": accuracy,
                 "val_loss": loss,
-                "lr": self.schedule.get_last_lr()[0],
+                "lr": max(self.schedule.get_last_lr()),  # the head's, where rates decay
                 "images_per_s": seen / self.seconds if self.seconds else None,
                 "seconds": self.seconds,
                 "val_seconds": time.perf_counter() - began,
                 "threads": self.threads,
+                "strategy": "head" if epoch <= self.config.head_stage else self.config.strategy,
             }
         )
         self.seconds = 0.0
         shown = f" validation accuracy {accuracy:.2%}" if accuracy is not None else ""
-        bar.advance(f"epoch {epoch}/{self.config.epochs} loss {loss_sum / seen:.3f}{shown}", 0)
-        if self.run_dir is not None:
-            self._save_checkpoint(torch.zeros(3))
-            runlog.write_metrics(self.run_dir, self.history)
+        total = self.config.total_epochs
+        bar.advance(f"epoch {epoch}/{total} loss {loss_sum / seen:.3f}{shown}", 0)
 
     def _batches(self, inputs):
         """Evaluation batches of `inputs`: cached features, or images prepared on the device."""

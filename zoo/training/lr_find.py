@@ -94,7 +94,7 @@ def range_test(
         for i, (index, x) in enumerate(_steps(run, steps)):
             rate = start * factor**i
             for group in optimizer.param_groups:
-                group["lr"] = rate
+                group["lr"] = rate * group.get("lr_scale", 1.0)
             loss = run.step_loss(x, run.train_y[index], i)[1].item()
             if not math.isfinite(loss):
                 break
