@@ -284,7 +284,7 @@ class _Run:
     def _make_optimizer(self, groups: list[dict]) -> None:
         """The optimizer over `groups`, and its schedule over the current stage's steps."""
         config = self.config
-        epochs = config.head_stage if self.stage == "head" else config.epochs
+        epochs = config.head_stage if self.epoch <= config.head_stage else config.epochs
         self.optimizer = make_optimizer(config, groups)
         self.schedule = make_schedule(config, self.optimizer, self.steps * epochs)
 
