@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from tests.test_train import where
 from zoo.errors import ZooError
@@ -54,6 +55,10 @@ def test_a_run_stops_when_the_validation_score_no_longer_improves(zoo_cli, tmp_p
     scores = [(r["val_accuracy"], -r["val_loss"]) for r in rows]
     assert scores[best - 1] == max(scores)  # the best kept, by accuracy then loss
     assert all(scores[i] < scores[best - 1] for i in range(best, len(rows)))
+    last = torch.load(tmp_path / "runs/p/last.ckpt", weights_only=True)["state_dict"]
+    kept = load_file(tmp_path / "p.safetensors")
+    assert not all(torch.equal(last[k], kept[k]) for k in last)  # best and last differ
+    assert 0 < meta["last_epoch_test_accuracy"] <= 1  # the last epoch's, tested beside
 
 
 def test_patience_0_trains_every_epoch_and_resume_keeps_the_patience(zoo_cli, tmp_path):

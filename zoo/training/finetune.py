@@ -14,6 +14,7 @@ from zoo.training.config import TWO_STAGE
 if TYPE_CHECKING:
     from torch import nn
 
+
 def head_module(model: nn.Module, spec: ModelSpec) -> nn.Module:
     """The classifier head named by `spec.head`."""
     try:

@@ -481,6 +481,9 @@ class _Run:
             return inputs.split(1024)
         return image_batches(inputs, self.input, self.ctx.device)
 
+    def _test_logits(self) -> torch.Tensor:
+        return logits_of(self.module, self._batches(self.test_x))
+
     def _interrupted(self, step: int) -> None:
         """Save where the run stands (mid-epoch) and stop."""
         tally = self.ctx.sum(self.tally)
@@ -546,11 +549,14 @@ class _Run:
         timing["training"] = sum(row["seconds"] for row in self.history)
         timing["features"] = self.features_seconds  # a frozen backbone's one pass, if cached
         timing["validation"] = sum(row.get("val_seconds", 0.0) for row in self.history)
-        if self.best:
-            self.model.load_state_dict(self.best["state"], strict=False)
         began = time.perf_counter()
         labels = data.test_labels
-        test_logits = logits_of(self.module, self._batches(self.test_x))
+        last = None  # the last epoch's test accuracy, beside the best's: for comparison only
+        if self.best and self.best["epoch"] != self.history[-1]["epoch"]:
+            last = self._test_logits().argmax(1).eq(labels).float().mean().item()
+        if self.best:
+            self.model.load_state_dict(self.best["state"], strict=False)
+        test_logits = self._test_logits()
         predictions = test_logits.argmax(1)
         self.accuracy = accuracy = (predictions == labels).float().mean().item()
         timing["test"] = time.perf_counter() - began
@@ -593,6 +599,7 @@ class _Run:
                 "best_val_accuracy": self.best.get("val_accuracy"),
                 "best_val_loss": self.best.get("val_loss"),
                 "best_is": BEST_IS,
+                "last_epoch_test_accuracy": accuracy if last is None else last,
                 "epochs_trained": len(self.history),
                 "stopped_early": self.stopped_early,
                 "patience": config.stop_after,
