@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from zoo.channels import grey_input, sum_first_conv
-from zoo.data.augment import augment, photo_augment
+from zoo.data.augment import augment, erase, photo_augment
 from zoo.data.preprocess import prepare
 from zoo.data.sources import load_dataset
 from zoo.data.splits import ImageSplits, hold_out
@@ -40,7 +40,7 @@ from zoo.data.stream import batches, resident
 from zoo.errors import ZooError
 from zoo.registry import Registry
 from zoo.specs import DatasetSpec, InputSpec, ModelSpec
-from zoo.training import distributed, lr_find, runlog
+from zoo.training import budget, distributed, lr_find, runlog
 from zoo.training.checkpoint import (
     FILENAME,
     frozen_checksum,
@@ -53,9 +53,12 @@ from zoo.training.checkpoint import (
     trained_state,
 )
 from zoo.training.config import AUTO, TrainConfig
+from zoo.training.ema import WeightAverage
 from zoo.training.features import backbone_features, trains_only
 from zoo.training.finetune import head_module
+from zoo.training.mixing import BatchMixing
 from zoo.training.optim import make_optimizer, make_schedule
+from zoo.training.sampling import epoch_order
 from zoo.trust import analysis, posthoc
 from zoo.trust.metrics import (
     confusion_matrix,
@@ -75,6 +78,7 @@ BEST_IS = "the highest validation accuracy; of equals, the lowest validation los
 # The training split the built-in models' defaults were tuned on: digits' 1,294 images.
 REFERENCE_IMAGES = 1_300
 MAX_SCALED_BATCH = 512
+MIXING = 1  # a key of the generator of a step's mixup/cutmix, apart from its augmentation's
 
 
 @dataclass
@@ -90,6 +94,7 @@ class TrainResult:
     epochs: int = 0  # trained
     stopped_early: bool = False
     lr_found: float | None = None  # --lr auto's
+    budget: dict[str, Any] | None = None  # --time-budget's plan
 
 
 def train(
@@ -142,6 +147,7 @@ def train(
         len(run.history),
         run.stopped_early,
         run.config.lr if run.lr_test else None,
+        run.budget_metrics(),
     )
 
 
@@ -246,6 +252,11 @@ class _Run:
         self.step_module = ctx.wrap(self.module)
         if config.compile:
             self.step_module = torch.compile(self.step_module)
+        self.mixing = None
+        if config.mixup or config.cutmix:
+            classes = len(self.data.classes)
+            self.mixing = BatchMixing(config.mixup, config.cutmix, config.label_smoothing, classes)
+        self.ema = WeightAverage(self.module, config.ema) if config.ema else None
         self.lr_test: lr_find.RangeTest | None = None
         if config.lr == AUTO:  # a fresh run only: a checkpoint keeps the rate it found
             self.optimizer = make_optimizer(replace(config, lr=lr_find.START), groups)
@@ -253,15 +264,49 @@ class _Run:
             self.config = config = replace(config, lr=self._agreed(self.lr_test.suggestion))
         self.optimizer = make_optimizer(config, groups)
         self.steps = math.ceil(shard / config.batch_size)
-        self.schedule = make_schedule(config, self.optimizer, self.steps * config.epochs)
+        self.before = 0.0  # seconds the run took in earlier processes (before --resume)
+        self.plan = self._plan(saved)
+        self.last_epoch = self.plan.epochs if self.plan else config.epochs
+        self.schedule = make_schedule(
+            config, self.optimizer, self.steps * self.last_epoch, self.steps * config.warmup
+        )
         self.tally = torch.zeros(3, device=ctx.device)  # loss sum, correct, images
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}  # the best epoch on the validation subset, its weights
-        self.before = 0.0  # seconds the run took in earlier processes (before --resume)
         self.timing: dict[str, float] = {"start": time.perf_counter() - self.started}
         self.accuracy = 0.0
         if saved:
             self._restore(saved)
+
+    def _plan(self, saved: dict[str, Any] | None) -> budget.Plan | None:
+        """`--time-budget`'s plan: the checkpoint's, or made now by timing a few steps."""
+        config = self.config
+        if config.time_budget is None:
+            return None
+        if saved:
+            return budget.Plan(**saved["plan"])
+        validate = self.validation_logits
+        found = budget.plan(
+            self, config.time_budget, config.epochs, self.steps, validate, self.elapsed
+        )
+        if found.epochs <= config.warmup:
+            raise ZooError(
+                f"--time-budget {config.time_budget:g}s fits {found.epochs} epoch(s), not more "
+                f"than --warmup {config.warmup}: a longer budget, or a shorter warmup"
+            )
+        return found
+
+    def budget_metrics(self) -> dict[str, Any] | None:
+        """The plan, whether the run stopped at its budget and the run's seconds when its
+        epochs ended (the budget's part; the test, the post-hoc fit and the files follow), as
+        the weights file says."""
+        if self.plan is None:
+            return None
+        return {
+            **self.plan.to_dict(),
+            "stopped_at_budget": len(self.history) < self.last_epoch and not self.stopped_early,
+            "epochs_done_at": self.timing.get("epochs_done"),
+        }
 
     def _agreed(self, rate: float) -> float:
         """The processes' suggested rates (each tested on its own shard) as one: their
@@ -277,7 +322,7 @@ class _Run:
         random. The validation subset is up to `VALIDATION_IMAGES` held-out images."""
         device, amp = self.ctx.device, self.config.amp
         splits = (self.data.train_images, self.validation[0], self.data.test_images)
-        if not self.config.augment and trains_only(self.model, head):
+        if not self.config.random_input and trains_only(self.model, head):
             batches = image_batches(splits[0], self.input, device)
             train = backbone_features(self.model, head, batches, amp)
             if train is not None:
@@ -315,6 +360,8 @@ class _Run:
         if self.best and self.best["state"] is None:  # the checkpoint's own weights
             self.best["state"] = {k: v.clone() for k, v in saved["state_dict"].items()}
         self.before = saved["elapsed"]
+        if self.ema is not None:
+            self.ema.load_state_dict(saved["ema"])
         if self.ctx.is_main:  # the saved tally is already the sum over all processes
             self.tally = saved["tally"].to(self.ctx.device)
         set_rng_state(saved["rng"])
@@ -327,23 +374,29 @@ class _Run:
         """Train to the last epoch."""
         config = self.config
         done = (self.epoch - 1) * self.steps + self.step
-        bar = _Progress(config.epochs * self.steps, done, enabled=progress)
+        bar = _Progress(self.last_epoch * self.steps, done, enabled=progress)
         with bar, _StopOnInterrupt() as stop:
-            while self.epoch <= config.epochs and not self.ctx.any(self.stopped_early):
-                order = self.ctx.shard(
-                    torch.randperm(len(self.train_y), generator=_generator(config.seed, self.epoch))
-                )
+            while self.epoch <= self.last_epoch and not self.ctx.any(self._ends_now()):
+                generator = _generator(config.seed, self.epoch)
+                order = self.ctx.shard(epoch_order(self.train_y, generator, config.balance))
                 self.begin_epoch()
                 began = time.perf_counter()
                 steps = batches(self.train_x, order, config.batch_size, self.ctx.device, self.step)
                 for step, (index, x) in enumerate(steps, self.step):
                     self._train_step(x, self.train_y[index], step)
-                    bar.advance(f"epoch {self.epoch}/{config.epochs}")
+                    bar.advance(f"epoch {self.epoch}/{self.last_epoch}")
                     if self.ctx.any(stop.requested):
                         self.seconds += time.perf_counter() - began
                         self._interrupted(step + 1)
                 self.seconds += time.perf_counter() - began
                 self._end_epoch(bar)
+
+    def _ends_now(self) -> bool:
+        """Whether the run stops before its next epoch: early, or at its time budget (asked
+        once before each epoch)."""
+        return self.stopped_early or (
+            self.plan is not None and not self.plan.another_fits(self.history, self.elapsed())
+        )
 
     @property
     def stopped_early(self) -> bool:
@@ -362,38 +415,53 @@ class _Run:
 
     def step_loss(
         self, x: torch.Tensor, y: torch.Tensor, step: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One optimizer step on a batch (uint8 images, or cached features) at the optimizer's
-        rates; returns the logits and the loss, detached."""
+        rates; returns the logits and the loss, detached, and the labels the accuracy counts
+        against (with mixup or cutmix, each mixed image's dominant one)."""
         config = self.config
         if not self.on_features:
             x = self._model_input(x, step)
+        target = y
+        if self.mixing is not None:
+            mixing = _generator(config.seed, self.epoch, step, self.ctx.rank, MIXING)
+            x, target = self.mixing(x, y, mixing)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=config.amp):
             logits = self.step_module(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            if self.mixing is not None:
+                loss = self.mixing.loss(logits, target)
+            else:
+                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return logits.detach(), loss.detach().float()
+        labels = target.argmax(1) if self.mixing is not None else y
+        return logits.detach(), loss.detach().float(), labels
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
-        logits, loss = self.step_loss(x, y, step)
+        logits, loss, labels = self.step_loss(x, y, step)
         self.schedule.step()
+        if self.ema is not None:
+            self.ema.update(self.module, (self.epoch - 1) * self.steps + step + 1)
         self.tally[0] += loss * len(y)
-        self.tally[1] += (logits.argmax(1) == y).sum()
+        self.tally[1] += (logits.argmax(1) == labels).sum()
         self.tally[2] += len(y)
 
     def _model_input(self, images: torch.Tensor, step: int) -> torch.Tensor:
         """A batch of uint8 images as the model's input, augmented where asked: photos by
-        random-resized crops, other images by padded crops."""
+        random-resized crops, other images by padded crops; then random erasing."""
         config, flip = self.config, self.dataset.flip
-        if not config.augment:
+        if not config.random_input:
             return prepare(images, self.input)
         generator = _generator(config.seed, self.epoch, step, self.ctx.rank)
-        if self.data.photos:
+        if not config.augment:
+            x = prepare(images, self.input)
+        elif self.data.photos:
             crops = photo_augment(images, self.input.size, generator, flip, config.trivial_augment)
-            return prepare(crops, self.input)
-        return augment(prepare(images, self.input), generator, flip=flip)
+            x = prepare(crops, self.input)
+        else:
+            x = augment(prepare(images, self.input), generator, flip=flip)
+        return erase(x, config.random_erasing, generator) if config.random_erasing else x
 
     def _end_epoch(self, bar: _Progress) -> None:
         loss_sum, correct, seen = self.ctx.sum(self.tally).tolist()
@@ -405,17 +473,18 @@ class _Run:
         began = time.perf_counter()
         labels = self.validation[1]
         accuracy = loss = None
-        if len(labels):
-            with torch.autocast(self.ctx.device.type, torch.bfloat16, enabled=self.config.amp):
-                logits = logits_of(self.module, self._batches(self.val_x))
-            accuracy = (logits.argmax(1) == labels).float().mean().item()
-            loss = F.cross_entropy(logits, labels).item()
-        if not self.best or (accuracy is not None and _better(accuracy, loss, self.best)):
-            state = {k: v.detach().clone() for k, v in trained_state(self.model).items()}
-            self.best = {"epoch": epoch, "val_accuracy": accuracy, "val_loss": loss, "state": state}
-        elif accuracy is None:  # nothing held out: the last epoch's weights
-            state = trained_state(self.model)
-            self.best = {"epoch": epoch, "val_accuracy": None, "val_loss": None, "state": state}
+        with self.ema.applied(self.module) if self.ema else contextlib.nullcontext():
+            if len(labels):
+                logits = self.validation_logits()
+                accuracy = (logits.argmax(1) == labels).float().mean().item()
+                loss = F.cross_entropy(logits, labels).item()
+            if not self.best or (accuracy is not None and _better(accuracy, loss, self.best)):
+                state = {k: v.detach().clone() for k, v in trained_state(self.model).items()}
+                self.best = {"epoch": epoch, "val_accuracy": accuracy, "val_loss": loss}
+                self.best["state"] = state
+            elif accuracy is None:  # nothing held out: the last epoch's weights
+                state = {k: v.detach().clone() for k, v in trained_state(self.model).items()}
+                self.best = {"epoch": epoch, "val_accuracy": None, "val_loss": None, "state": state}
         self.history.append(
             {
                 "epoch": epoch,
@@ -432,10 +501,15 @@ class _Run:
         )
         self.seconds = 0.0
         shown = f" validation accuracy {accuracy:.2%}" if accuracy is not None else ""
-        bar.advance(f"epoch {epoch}/{self.config.epochs} loss {loss_sum / seen:.3f}{shown}", 0)
+        bar.advance(f"epoch {epoch}/{self.last_epoch} loss {loss_sum / seen:.3f}{shown}", 0)
         if self.run_dir is not None:
             self._save_checkpoint(torch.zeros(3))
             runlog.write_metrics(self.run_dir, self.history)
+
+    def validation_logits(self) -> torch.Tensor:
+        """The trained module's logits of the validation subset (bf16 autocast with --amp)."""
+        with torch.autocast(self.ctx.device.type, torch.bfloat16, enabled=self.config.amp):
+            return logits_of(self.module, self._batches(self.val_x))
 
     def _batches(self, inputs):
         """Evaluation batches of `inputs`: cached features, or images prepared on the device."""
@@ -456,8 +530,14 @@ class _Run:
 
     def _best_to_save(self) -> dict[str, Any]:
         """`best` for the checkpoint: without its weights where they are the checkpoint's own
-        (saved at the end of the best epoch), so they are not stored twice."""
-        if self.best and self.step == 0 and self.best["epoch"] == self.epoch - 1:
+        (saved at the end of the best epoch, and not an average's), so they are not stored
+        twice."""
+        if (
+            self.best
+            and self.ema is None
+            and self.step == 0
+            and self.best["epoch"] == self.epoch - 1
+        ):
             return {**self.best, "state": None}
         return self.best
 
@@ -478,6 +558,8 @@ class _Run:
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "rng": rng_state(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "plan": self.plan.to_dict() if self.plan is not None else None,
         }
         if not self.fresh:
             return save_checkpoint(self.run_dir / FILENAME, state)
@@ -505,6 +587,7 @@ class _Run:
         parts, write the plots and the weights file; return its path."""
         data, config = self.data, self.config
         timing = self.timing
+        timing["epochs_done"] = self.elapsed()  # the run's seconds when its epochs ended
         timing["training"] = sum(row["seconds"] for row in self.history)
         timing["features"] = self.features_seconds  # a frozen backbone's one pass, if cached
         timing["validation"] = sum(row.get("val_seconds", 0.0) for row in self.history)
@@ -558,6 +641,7 @@ class _Run:
                 "epochs_trained": len(self.history),
                 "stopped_early": self.stopped_early,
                 "patience": config.stop_after,
+                **({"time_budget": self.budget_metrics()} if self.plan else {}),
                 "per_class_accuracy": per_class,
             },
             "data": recorded_data(config, data.source),
