@@ -92,9 +92,11 @@ def resume(zoo_cli, tmp_path: Path, run: str) -> Path:
     return tmp_path / f"{run}.safetensors"
 
 
-def start_and_stop_mid_way(tmp_path: Path, run: str, how: signal.Signals):
-    """Start LONG_RUN, send `how` as soon as it has written a checkpoint; return the child."""
-    child = zoo_process([*LONG_RUN, *where(tmp_path, run)], stderr=subprocess.PIPE)
+def start_and_stop_mid_way(
+    tmp_path: Path, run: str, how: signal.Signals, args: list[str] = LONG_RUN
+):
+    """Start `args`, send `how` as soon as it has written a checkpoint; return the child."""
+    child = zoo_process([*args, *where(tmp_path, run)], stderr=subprocess.PIPE)
     checkpoint = tmp_path / "runs" / run / FILENAME
     deadline = time.monotonic() + 60
     while not checkpoint.exists() and child.poll() is None and time.monotonic() < deadline:
