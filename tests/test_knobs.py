@@ -108,7 +108,9 @@ def test_a_bad_knob_is_one_line_and_writes_nothing(zoo_cli, tmp_path, args, mess
 def test_resume_refuses_a_changed_knob_in_one_line(zoo_cli, tmp_path):
     base = ["train", "lenet", "--epochs", "2", "--limit", "200", "-q", *where(tmp_path, "k")]
     knobs = [*KNOBS, "--warmup", "1", "--cutmix", "1", "--time-budget", "2m"]
-    assert zoo_cli([*base, *knobs]).code == 0
+    first = zoo_cli([*base, *knobs])
+    assert first.code == 0, first.err
+    assert "--time-budget 120s: 2 epochs planned at about " in first.out
     assert read_meta(tmp_path / "k.safetensors")["settings"]["ema"] == 0.9
     for changed, says in [
         (["--ema", "0.99"], "--ema 0.99 (the run has 0.9)"),
