@@ -478,13 +478,15 @@ class _Run:
                 logits = self.validation_logits()
                 accuracy = (logits.argmax(1) == labels).float().mean().item()
                 loss = F.cross_entropy(logits, labels).item()
-            if not self.best or (accuracy is not None and _better(accuracy, loss, self.best)):
+            # Nothing held out (no accuracy): the last epoch's weights.
+            if not self.best or accuracy is None or _better(accuracy, loss, self.best):
                 state = {k: v.detach().clone() for k, v in trained_state(self.model).items()}
-                self.best = {"epoch": epoch, "val_accuracy": accuracy, "val_loss": loss}
-                self.best["state"] = state
-            elif accuracy is None:  # nothing held out: the last epoch's weights
-                state = {k: v.detach().clone() for k, v in trained_state(self.model).items()}
-                self.best = {"epoch": epoch, "val_accuracy": None, "val_loss": None, "state": state}
+                self.best = {
+                    "epoch": epoch,
+                    "val_accuracy": accuracy,
+                    "val_loss": loss,
+                    "state": state,
+                }
         self.history.append(
             {
                 "epoch": epoch,
