@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import signal
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -82,6 +83,13 @@ def test_time_budget_ends_within_it_plus_one_epoch_and_writes_a_usable_file(
 def test_durations_take_a_unit_or_are_seconds(text, seconds):
     assert duration(text) == seconds
     assert TrainConfig(time_budget=text).time_budget == seconds  # a --config file's text
+
+
+def test_a_knob_left_off_is_not_on_the_card():
+    labels = {label for label, _ in card_rows(asdict(TrainConfig()))}
+    knobs = {"EMA of weights, decay", "warmup epochs", "random erasing", "mixup alpha"}
+    assert labels.isdisjoint({*knobs, "cutmix alpha", "time budget, seconds"})
+    assert ("mixup alpha", 0.2) in card_rows(asdict(TrainConfig(mixup=0.2)))
 
 
 @pytest.mark.parametrize(

@@ -91,20 +91,20 @@ class TrainConfig(TrainDefaults):
         metavar="DECAY",
         card="EMA of weights, decay",
     )
-    warmup: int = option(
-        0,
+    warmup: int | None = option(
+        None,
         "Epochs of linear warmup to the peak rate (for onecycle: its rising phase, else 30%).",
         card="warmup epochs",
     )
-    random_erasing: float = option(
-        0.0,
+    random_erasing: float | None = option(
+        None,
         "Erase a random rectangle of each image with this probability (timm's RandomErasing).",
         metavar="P",
         card="random erasing",
     )
-    mixup: float = option(0.0, "Mixup's alpha (timm's Mixup); 0: off.", card="mixup alpha")
-    cutmix: float = option(
-        0.0,
+    mixup: float | None = option(None, "Mixup's alpha (timm's Mixup).", card="mixup alpha")
+    cutmix: float | None = option(
+        None,
         "CutMix's alpha (timm's); with --mixup, one or the other per batch.",
         card="cutmix alpha",
     )
@@ -175,12 +175,12 @@ class TrainConfig(TrainDefaults):
         """The recipe knobs: EMA, warmup, erasing, mixing and the time budget."""
         if self.ema is not None and not 0 < self.ema < 1:
             raise ZooError(f"--ema must be a decay in (0, 1), such as 0.999; not {self.ema}")
-        if not 0 <= self.warmup < self.epochs:
+        if self.warmup is not None and not 0 <= self.warmup < self.epochs:
             raise ZooError(f"--warmup must be from 0 to --epochs - 1 ({self.epochs - 1})")
-        if not 0 <= self.random_erasing <= 1:
+        if self.random_erasing is not None and not 0 <= self.random_erasing <= 1:
             raise ZooError("--random-erasing must be a probability in [0, 1]")
         for name in ("mixup", "cutmix"):
-            if getattr(self, name) < 0:
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ZooError(f"--{name} must not be negative (0: off)")
         if isinstance(self.time_budget, str):  # from a --config file
             object.__setattr__(self, "time_budget", _duration(self.time_budget, "--time-budget"))

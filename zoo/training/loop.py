@@ -255,7 +255,8 @@ class _Run:
         self.mixing = None
         if config.mixup or config.cutmix:
             classes = len(self.data.classes)
-            self.mixing = BatchMixing(config.mixup, config.cutmix, config.label_smoothing, classes)
+            mixup, cutmix = config.mixup or 0.0, config.cutmix or 0.0
+            self.mixing = BatchMixing(mixup, cutmix, config.label_smoothing, classes)
         self.ema = WeightAverage(self.module, config.ema) if config.ema else None
         self.lr_test: lr_find.RangeTest | None = None
         if config.lr == AUTO:  # a fresh run only: a checkpoint keeps the rate it found
@@ -267,9 +268,8 @@ class _Run:
         self.before = 0.0  # seconds the run took in earlier processes (before --resume)
         self.plan = self._plan(saved)
         self.last_epoch = self.plan.epochs if self.plan else config.epochs
-        self.schedule = make_schedule(
-            config, self.optimizer, self.steps * self.last_epoch, self.steps * config.warmup
-        )
+        warmup = self.steps * (config.warmup or 0)
+        self.schedule = make_schedule(config, self.optimizer, self.steps * self.last_epoch, warmup)
         self.tally = torch.zeros(3, device=ctx.device)  # loss sum, correct, images
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}  # the best epoch on the validation subset, its weights
@@ -289,7 +289,7 @@ class _Run:
         found = budget.plan(
             self, config.time_budget, config.epochs, self.steps, validate, self.elapsed
         )
-        if found.epochs <= config.warmup:
+        if config.warmup and found.epochs <= config.warmup:
             raise ZooError(
                 f"--time-budget {config.time_budget:g}s fits {found.epochs} epoch(s), not more "
                 f"than --warmup {config.warmup}: a longer budget, or a shorter warmup"
