@@ -147,6 +147,16 @@ def test_ema_weights_are_validated_and_saved_not_the_raw_ones(zoo_cli, tmp_path)
     assert all(torch.equal(written[k], average[k]) for k in average)
 
 
+def test_ema_of_the_head_alone_when_it_trains_on_cached_features(lenet_run):
+    run = lenet_run(ema=0.9, strategy="head", epochs=1)
+    assert run.on_features  # nothing random: the head trains on the backbone's features
+    run.train_epochs(progress=False)
+    average = run.ema.state_dict()
+    assert set(run.best["state"]) == {f"fc3.{k}" for k in average}
+    assert all(torch.equal(run.best["state"][f"fc3.{k}"], v) for k, v in average.items())
+    assert not torch.equal(run.module.weight, average["weight"])  # the raw head goes on
+
+
 @pytest.fixture(scope="module")
 def uninterrupted_knobs(registry, tmp_path_factory):
     """LONG_RUN with every reproducible knob, trained in one go."""
