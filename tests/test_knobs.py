@@ -25,6 +25,7 @@ from tests.test_train import (
 )
 from zoo.data.augment import erase
 from zoo.serving.inference import Classifier
+from zoo.training.budget import Plan
 from zoo.training.checkpoint import FILENAME
 from zoo.training.config import TrainConfig, card_rows, duration
 from zoo.training.distributed import setup
@@ -75,6 +76,16 @@ def test_time_budget_ends_within_it_plus_one_epoch_and_writes_a_usable_file(
     predicted = zoo_cli(["predict", str(out), str(image), "--json"])
     assert predicted.code == 0 and '"label"' in predicted.out, predicted.err
     assert Classifier.load(registry, out).classes == [str(i) for i in range(10)]
+
+
+def test_the_budget_stops_before_an_epoch_as_long_as_the_last_would_not_fit():
+    plan = Plan(budget=10.0, epochs=5, epoch_seconds=1.0)
+    row = [{"seconds": 3.0, "val_seconds": 0.5}]
+    assert plan.another_fits([], 2.0)  # the first epoch always starts
+    assert plan.another_fits(row, 6.0)  # the last took 4s (its wall time): 10s fits
+    assert not plan.another_fits(row, 9.0)  # it took 3s: 12s does not
+    resumed = Plan(**plan.to_dict())  # after --resume: the recorded seconds of the last
+    assert not resumed.another_fits(row, 7.0) and Plan(**plan.to_dict()).another_fits(row, 6.5)
 
 
 @pytest.mark.parametrize(
