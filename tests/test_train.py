@@ -194,7 +194,7 @@ def test_config_file_gives_settings_and_flags_win(zoo_cli, tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("colour = 'red'\n", "unknown setting 'colour'; known: amp, augment, batch-size"),
+        ("colour = 'red'\n", "unknown setting 'colour'; known: amp, augment, balance, batch-size"),
         ("epochs = 'ten'\n", "epochs must be a whole number, not 'ten'"),
         ("epochs = true\n", "epochs must be a whole number, not True"),
         ("lr = 'fast'\n", "--lr must be a positive number, or auto; not 'fast'"),

@@ -89,6 +89,14 @@ def train_model(
                 f"stopped after epoch {result.epochs}: no better validation score since epoch "
                 f"{result.best_epoch} (--patience sets how long to wait)"
             )
+        if result.budget is not None:
+            plan = result.budget
+            stop = ", the next would not have fit" if plan["stopped_at_budget"] else ""
+            out.print(
+                f"--time-budget {plan['budget']:g}s: {plan['epochs']} epochs planned at about "
+                f"{plan['epoch_seconds']:.1f}s each, {result.epochs} trained in the first "
+                f"{plan['epochs_done_at']:.1f}s{stop}"
+            )
         out.print(
             f"seconds: {_features(t)}training {t['training']:.1f}, validation each epoch "
             f"{t['validation']:.1f}, test {t['test']:.1f}, post-hoc fit {t['posthoc']:.1f}; "
@@ -186,6 +194,16 @@ def lr_find_model(
 
 
 app.command("train")(_with_options(train_model))
-# The range test chooses its own rates and runs a fixed number of steps: these do not apply.
-NOT_FOR_LR_FIND = ("epochs", "lr", "schedule", "patience")
+# The range test chooses its own rates and runs a fixed number of steps on shuffled batches,
+# its model's own weights: these do not apply.
+NOT_FOR_LR_FIND = (
+    "epochs",
+    "lr",
+    "schedule",
+    "patience",
+    "warmup",
+    "time_budget",
+    "ema",
+    "balance",
+)
 app.command("lr-find")(_with_options(lr_find_model, NOT_FOR_LR_FIND))

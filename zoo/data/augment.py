@@ -1,5 +1,6 @@
 """Batch-level augmentation on the device: a random padded crop and a random horizontal flip;
-for photos, random-resized crops, flips and TrivialAugment (torchvision.transforms.v2)."""
+for photos, random-resized crops, flips and TrivialAugment (torchvision.transforms.v2);
+random erasing (timm's)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,27 @@ def photo_augment(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return torch.stack([transform(image) for image in images])
+
+
+def erase(x: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
+    """A prepared batch with, in each image with `probability`, a random rectangle replaced by
+    per-pixel normal noise (timm's RandomErasing, `pixel` mode, as timm's training recipes use).
+
+    timm draws from Python's and torch's global generators: both are forked and seeded from the
+    CPU `generator`, so a run is reproducible and its other random numbers are left as they were.
+    """
+    import random
+
+    from timm.data.random_erasing import RandomErasing
+
+    erasing = RandomErasing(probability, mode="pixel", device=x.device)
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    state = random.getstate()
+    devices = [x.device.index or 0] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        random.seed(seed)
+        torch.manual_seed(seed)
+        try:
+            return erasing(x)
+        finally:
+            random.setstate(state)

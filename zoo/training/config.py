@@ -26,6 +26,22 @@ HEAD_EPOCHS, HEAD_EPOCHS_AUGMENTED = 3, 1
 LAYER_DECAY = 0.8  # two-stage's default: EfficientNet-Lite0's stem then trains at 2% of the rate
 
 
+def duration(text: str) -> float:
+    """`--time-budget`'s value in seconds: a number of seconds, or one with a unit (90s, 10m,
+    1.5h)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*", text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration such as 90s, 10m or 1.5h")
+    return float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[match[2]]
+
+
+def _duration(text: str, name: str) -> float:
+    try:
+        return duration(text)
+    except ValueError as error:
+        raise ZooError(f"{name}: {error}") from None
+
+
 @dataclass(frozen=True)
 class TrainConfig(TrainDefaults):
     """Everything that decides a run: a model's `TrainDefaults` and the rest of the options."""
@@ -84,6 +100,44 @@ class TrainConfig(TrainDefaults):
         f"epochs, at least {MIN_PATIENCE}, for runs of {PATIENCE_FROM} epochs or more].",
         card="patience",
     )
+    ema: float | None = option(
+        None,
+        "Keep an exponential moving average of the weights at this decay (timm's ModelEmaV3, "
+        "its decay warmed up); validation, the best epoch and the weights file use it.",
+        metavar="DECAY",
+        card="EMA of weights, decay",
+    )
+    warmup: int | None = option(
+        None,
+        "Epochs of linear warmup to the peak rate (for onecycle: its rising phase, else 30%).",
+        card="warmup epochs",
+    )
+    random_erasing: float | None = option(
+        None,
+        "Erase a random rectangle of each image with this probability (timm's RandomErasing).",
+        metavar="P",
+        card="random erasing",
+    )
+    mixup: float | None = option(None, "Mixup's alpha (timm's Mixup).", card="mixup alpha")
+    cutmix: float | None = option(
+        None,
+        "CutMix's alpha (timm's); with --mixup, one or the other per batch.",
+        card="cutmix alpha",
+    )
+    balance: bool = option(
+        False,
+        "Draw each epoch's images class-balanced (with replacement), for imbalanced folders.",
+        "--balance/--no-balance",
+        card="class-balanced sampling",
+    )
+    time_budget: float | str | None = option(
+        None,
+        "Fit the run's epochs (at most --epochs) into a wall-clock budget: 90s, 10m, 1.5h or "
+        "seconds; stop at the last epoch that fits, with the best weights so far.",
+        metavar="DURATION",
+        card="time budget, seconds",
+        parser=duration,
+    )
 
     @property
     def stop_after(self) -> int | None:
@@ -99,7 +153,7 @@ class TrainConfig(TrainDefaults):
             return 0
         if self.head_epochs is not None:
             return self.head_epochs
-        return HEAD_EPOCHS_AUGMENTED if self.augment else HEAD_EPOCHS
+        return HEAD_EPOCHS_AUGMENTED if self.random_input else HEAD_EPOCHS
 
     @property
     def total_epochs(self) -> int:
@@ -112,6 +166,12 @@ class TrainConfig(TrainDefaults):
         if self.layer_decay is not None:
             return self.layer_decay
         return LAYER_DECAY if self.strategy == TWO_STAGE else 1.0
+
+    @property
+    def random_input(self) -> bool:
+        """Whether each step's input is drawn anew (so a frozen backbone's features cannot be
+        cached): augmentation, random erasing, mixup or cutmix."""
+        return self.augment or bool(self.random_erasing or self.mixup or self.cutmix)
 
     @classmethod
     def for_model(cls, spec: ModelSpec, **overrides: Any) -> TrainConfig:
@@ -155,6 +215,7 @@ class TrainConfig(TrainDefaults):
         if self.schedule not in SCHEDULES:
             raise ZooError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
         self._check_stages()
+        self._check_knobs()
 
     def _check_stages(self) -> None:
         if self.head_epochs is not None and self.strategy != TWO_STAGE:
@@ -170,6 +231,22 @@ class TrainConfig(TrainDefaults):
                 f"--lr auto is not for --strategy {TWO_STAGE} (its stages want different "
                 "rates); give --lr, or see zoo lr-find with --strategy head and full"
             )
+
+    def _check_knobs(self) -> None:
+        """The recipe knobs: EMA, warmup, erasing, mixing and the time budget."""
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ZooError(f"--ema must be a decay in (0, 1), such as 0.999; not {self.ema}")
+        if self.warmup is not None and not 0 <= self.warmup < self.epochs:
+            raise ZooError(f"--warmup must be from 0 to --epochs - 1 ({self.epochs - 1})")
+        if self.random_erasing is not None and not 0 <= self.random_erasing <= 1:
+            raise ZooError("--random-erasing must be a probability in [0, 1]")
+        for name in ("mixup", "cutmix"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ZooError(f"--{name} must not be negative (0: off)")
+        if isinstance(self.time_budget, str):  # from a --config file
+            object.__setattr__(self, "time_budget", _duration(self.time_budget, "--time-budget"))
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ZooError(f"--time-budget must be positive, not {self.time_budget:g}s")
 
     def input_spec(self, spec: ModelSpec) -> InputSpec:
         """The model's input spec, at `image_size` if one is set."""

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from zoo.channels import grey_input, sum_first_conv
-from zoo.data.augment import augment, photo_augment
+from zoo.data.augment import augment, erase, photo_augment
 from zoo.data.preprocess import prepare
 from zoo.data.sources import load_dataset
 from zoo.data.splits import ImageSplits, hold_out
@@ -40,7 +40,7 @@ from zoo.data.stream import batches, resident
 from zoo.errors import ZooError
 from zoo.registry import Registry
 from zoo.specs import DatasetSpec, InputSpec, ModelSpec
-from zoo.training import distributed, lr_find, runlog
+from zoo.training import budget, distributed, lr_find, runlog
 from zoo.training.checkpoint import (
     FILENAME,
     frozen_checksum,
@@ -53,10 +53,13 @@ from zoo.training.checkpoint import (
     trained_state,
 )
 from zoo.training.config import AUTO, TrainConfig
+from zoo.training.ema import WeightAverage
 from zoo.training.features import backbone_features, trains_only
 from zoo.training.finetune import head_module
 from zoo.training.layer_decay import layer_decayed
+from zoo.training.mixing import BatchMixing
 from zoo.training.optim import make_optimizer, make_schedule
+from zoo.training.sampling import epoch_order
 from zoo.trust import analysis, posthoc
 from zoo.trust.metrics import (
     confusion_matrix,
@@ -76,6 +79,7 @@ BEST_IS = "the highest validation accuracy; of equals, the lowest validation los
 # The training split the built-in models' defaults were tuned on: digits' 1,294 images.
 REFERENCE_IMAGES = 1_300
 MAX_SCALED_BATCH = 512
+MIXING = 1  # a key of the generator of a step's mixup/cutmix, apart from its augmentation's
 
 
 @dataclass
@@ -91,6 +95,7 @@ class TrainResult:
     epochs: int = 0  # trained
     stopped_early: bool = False
     lr_found: float | None = None  # --lr auto's
+    budget: dict[str, Any] | None = None  # --time-budget's plan
 
 
 def train(
@@ -143,6 +148,7 @@ def train(
         len(run.history),
         run.stopped_early,
         run.config.lr if run.lr_test else None,
+        run.budget_metrics(),
     )
 
 
@@ -236,18 +242,25 @@ class _Run:
         if config.image_size:
             _check_input(self.model, spec.name, self.input, ctx.device)
         self.epoch, self.step, self.seconds = saved["epoch"] if saved else 1, 0, 0.0
+        self.before = 0.0  # seconds the run took in earlier processes (before --resume)
         self.features_seconds = 0.0
+        self.mixing = None
+        if config.mixup or config.cutmix:
+            classes = len(self.data.classes)
+            mixup, cutmix = config.mixup or 0.0, config.cutmix or 0.0
+            self.mixing = BatchMixing(mixup, cutmix, config.label_smoothing, classes)
+        self.plan: budget.Plan | None = None
+        self.last_epoch = config.total_epochs  # until --time-budget plans the last stage
         groups = self._enter_stage(saved)
         self.lr_test: lr_find.RangeTest | None = None
         if config.lr == AUTO:  # a fresh run only: a checkpoint keeps the rate it found
             self.optimizer = make_optimizer(replace(config, lr=lr_find.START), groups)
             self.lr_test = lr_find.range_test(self)
             self.config = config = replace(config, lr=self._agreed(self.lr_test.suggestion))
-        self._make_optimizer(groups)
+        self._make_optimizer(groups, saved)
         self.tally = torch.zeros(3, device=ctx.device)  # loss sum, correct, images
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}  # the best epoch on the validation subset, its weights
-        self.before = 0.0  # seconds the run took in earlier processes (before --resume)
         self.timing: dict[str, float] = {"start": time.perf_counter() - self.started}
         self.accuracy = 0.0
         if saved:
@@ -279,14 +292,27 @@ class _Run:
         self.step_module = self.ctx.wrap(self.module)
         if config.compile:
             self.step_module = torch.compile(self.step_module)
+        self.ema = WeightAverage(self.module, config.ema) if config.ema else None
         return groups
 
-    def _make_optimizer(self, groups: list[dict]) -> None:
-        """The optimizer over `groups`, and its schedule over the current stage's steps."""
+    @property
+    def stage_start(self) -> int:
+        """The epochs before the current stage."""
+        return 0 if self.epoch <= self.config.head_stage else self.config.head_stage
+
+    def _make_optimizer(self, groups: list[dict], saved: dict[str, Any] | None = None) -> None:
+        """The optimizer over `groups`, and its schedule over the current stage's steps: the
+        head stage's epochs, or the last stage's, planned to fit `--time-budget` if given (after
+        a warmup)."""
         config = self.config
-        epochs = config.head_stage if self.epoch <= config.head_stage else config.epochs
         self.optimizer = make_optimizer(config, groups)
-        self.schedule = make_schedule(config, self.optimizer, self.steps * epochs)
+        epochs, warmup = config.head_stage, 0
+        if self.stage_start == config.head_stage:
+            self.plan = self._plan(saved)
+            epochs = self.plan.epochs if self.plan else config.epochs
+            self.last_epoch, warmup = config.head_stage + epochs, config.warmup or 0
+        total, rising = self.steps * epochs, self.steps * warmup
+        self.schedule = make_schedule(config, self.optimizer, total, rising)
 
     def _next_stage(self) -> None:
         """Two-stage's second stage: every layer, on the images. The best weights so far (the
@@ -295,6 +321,36 @@ class _Run:
             whole = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self.best["state"] = {**whole, **self.best["state"]}
         self._make_optimizer(self._enter_stage())
+
+    def _plan(self, saved: dict[str, Any] | None) -> budget.Plan | None:
+        """`--time-budget`'s plan: the checkpoint's, or made now by timing a few steps."""
+        config = self.config
+        if config.time_budget is None:
+            return None
+        if saved and saved.get("plan"):
+            return budget.Plan(**saved["plan"])
+        validate = self.validation_logits
+        found = budget.plan(
+            self, config.time_budget, config.epochs, self.steps, validate, self.elapsed
+        )
+        if config.warmup and found.epochs <= config.warmup:
+            raise ZooError(
+                f"--time-budget {config.time_budget:g}s fits {found.epochs} epoch(s), not more "
+                f"than --warmup {config.warmup}: a longer budget, or a shorter warmup"
+            )
+        return found
+
+    def budget_metrics(self) -> dict[str, Any] | None:
+        """The plan, whether the run stopped at its budget and the run's seconds when its
+        epochs ended (the budget's part; the test, the post-hoc fit and the files follow), as
+        the weights file says."""
+        if self.plan is None:
+            return None
+        return {
+            **self.plan.to_dict(),
+            "stopped_at_budget": len(self.history) < self.last_epoch and not self.stopped_early,
+            "epochs_done_at": self.timing.get("epochs_done"),
+        }
 
     def _agreed(self, rate: float) -> float:
         """The processes' suggested rates (each tested on its own shard) as one: their
@@ -310,7 +366,7 @@ class _Run:
         random. The validation subset is up to `VALIDATION_IMAGES` held-out images."""
         device, amp = self.ctx.device, self.config.amp
         splits = (self.data.train_images, self.validation[0], self.data.test_images)
-        if not self.config.augment and trains_only(self.model, head):
+        if not self.config.random_input and trains_only(self.model, head):
             batches = image_batches(splits[0], self.input, device)
             train = backbone_features(self.model, head, batches, amp)
             if train is not None:
@@ -348,6 +404,8 @@ class _Run:
         if self.best and self.best["state"] is None:  # the checkpoint's own weights
             self.best["state"] = {k: v.clone() for k, v in saved["state_dict"].items()}
         self.before = saved["elapsed"]
+        if self.ema is not None:
+            self.ema.load_state_dict(saved["ema"])
         if self.ctx.is_main:  # the saved tally is already the sum over all processes
             self.tally = saved["tally"].to(self.ctx.device)
         set_rng_state(saved["rng"])
@@ -360,18 +418,17 @@ class _Run:
         """Train to the last epoch."""
         config = self.config
         done = (self.epoch - 1) * self.steps + self.step
-        bar = _Progress(config.total_epochs * self.steps, done, enabled=progress)
+        bar = _Progress(self.last_epoch * self.steps, done, enabled=progress)
         with bar, _StopOnInterrupt() as stop:
-            while self.epoch <= config.total_epochs and not self.ctx.any(self.stopped_early):
-                order = self.ctx.shard(
-                    torch.randperm(len(self.train_y), generator=_generator(config.seed, self.epoch))
-                )
+            while self.epoch <= self.last_epoch and not self.ctx.any(self._ends_now()):
+                generator = _generator(config.seed, self.epoch)
+                order = self.ctx.shard(epoch_order(self.train_y, generator, config.balance))
                 self.begin_epoch()
                 began = time.perf_counter()
                 steps = batches(self.train_x, order, config.batch_size, self.ctx.device, self.step)
                 for step, (index, x) in enumerate(steps, self.step):
                     self._train_step(x, self.train_y[index], step)
-                    bar.advance(f"epoch {self.epoch}/{config.total_epochs}")
+                    bar.advance(f"epoch {self.epoch}/{self.last_epoch}")
                     if self.ctx.any(stop.requested):
                         self.seconds += time.perf_counter() - began
                         self._interrupted(step + 1)
@@ -382,6 +439,13 @@ class _Run:
                 if self.ctx.is_main and self.run_dir is not None:
                     self._save_checkpoint(torch.zeros(3))
                     runlog.write_metrics(self.run_dir, self.history)
+
+    def _ends_now(self) -> bool:
+        """Whether the run stops before its next epoch: early, or at its time budget (asked
+        once before each epoch)."""
+        return self.stopped_early or (
+            self.plan is not None and not self.plan.another_fits(self.history, self.elapsed())
+        )
 
     @property
     def stopped_early(self) -> bool:
@@ -401,38 +465,54 @@ class _Run:
 
     def step_loss(
         self, x: torch.Tensor, y: torch.Tensor, step: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One optimizer step on a batch (uint8 images, or cached features) at the optimizer's
-        rates; returns the logits and the loss, detached."""
+        rates; returns the logits and the loss, detached, and the labels the accuracy counts
+        against (with mixup or cutmix, each mixed image's dominant one)."""
         config = self.config
         if not self.on_features:
             x = self._model_input(x, step)
+        target = y
+        if self.mixing is not None:
+            mixing = _generator(config.seed, self.epoch, step, self.ctx.rank, MIXING)
+            x, target = self.mixing(x, y, mixing)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=config.amp):
             logits = self.step_module(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            if self.mixing is not None:
+                loss = self.mixing.loss(logits, target)
+            else:
+                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return logits.detach(), loss.detach().float()
+        labels = target.argmax(1) if self.mixing is not None else y
+        return logits.detach(), loss.detach().float(), labels
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
-        logits, loss = self.step_loss(x, y, step)
+        logits, loss, labels = self.step_loss(x, y, step)
         self.schedule.step()
+        if self.ema is not None:
+            done = (self.epoch - 1 - self.stage_start) * self.steps + step + 1  # this stage's
+            self.ema.update(self.module, done)
         self.tally[0] += loss * len(y)
-        self.tally[1] += (logits.argmax(1) == y).sum()
+        self.tally[1] += (logits.argmax(1) == labels).sum()
         self.tally[2] += len(y)
 
     def _model_input(self, images: torch.Tensor, step: int) -> torch.Tensor:
         """A batch of uint8 images as the model's input, augmented where asked: photos by
-        random-resized crops, other images by padded crops."""
+        random-resized crops, other images by padded crops; then random erasing."""
         config, flip = self.config, self.dataset.flip
-        if not config.augment:
+        if not config.random_input:
             return prepare(images, self.input)
         generator = _generator(config.seed, self.epoch, step, self.ctx.rank)
-        if self.data.photos:
+        if not config.augment:
+            x = prepare(images, self.input)
+        elif self.data.photos:
             crops = photo_augment(images, self.input.size, generator, flip, config.trivial_augment)
-            return prepare(crops, self.input)
-        return augment(prepare(images, self.input), generator, flip=flip)
+            x = prepare(crops, self.input)
+        else:
+            x = augment(prepare(images, self.input), generator, flip=flip)
+        return erase(x, config.random_erasing, generator) if config.random_erasing else x
 
     def _end_epoch(self, bar: _Progress) -> None:
         loss_sum, correct, seen = self.ctx.sum(self.tally).tolist()
@@ -444,17 +524,20 @@ class _Run:
         began = time.perf_counter()
         labels = self.validation[1]
         accuracy = loss = None
-        if len(labels):
-            with torch.autocast(self.ctx.device.type, torch.bfloat16, enabled=self.config.amp):
-                logits = logits_of(self.module, self._batches(self.val_x))
-            accuracy = (logits.argmax(1) == labels).float().mean().item()
-            loss = F.cross_entropy(logits, labels).item()
-        if not self.best or (accuracy is not None and _better(accuracy, loss, self.best)):
-            state = {k: v.detach().clone() for k, v in trained_state(self.model).items()}
-            self.best = {"epoch": epoch, "val_accuracy": accuracy, "val_loss": loss, "state": state}
-        elif accuracy is None:  # nothing held out: the last epoch's weights
-            state = trained_state(self.model)
-            self.best = {"epoch": epoch, "val_accuracy": None, "val_loss": None, "state": state}
+        with self.ema.applied(self.module) if self.ema else contextlib.nullcontext():
+            if len(labels):
+                logits = self.validation_logits()
+                accuracy = (logits.argmax(1) == labels).float().mean().item()
+                loss = F.cross_entropy(logits, labels).item()
+            # Nothing held out (no accuracy): the last epoch's weights.
+            if not self.best or accuracy is None or _better(accuracy, loss, self.best):
+                state = {k: v.detach().clone() for k, v in trained_state(self.model).items()}
+                self.best = {
+                    "epoch": epoch,
+                    "val_accuracy": accuracy,
+                    "val_loss": loss,
+                    "state": state,
+                }
         self.history.append(
             {
                 "epoch": epoch,
@@ -472,8 +555,12 @@ class _Run:
         )
         self.seconds = 0.0
         shown = f" validation accuracy {accuracy:.2%}" if accuracy is not None else ""
-        total = self.config.total_epochs
-        bar.advance(f"epoch {epoch}/{total} loss {loss_sum / seen:.3f}{shown}", 0)
+        bar.advance(f"epoch {epoch}/{self.last_epoch} loss {loss_sum / seen:.3f}{shown}", 0)
+
+    def validation_logits(self) -> torch.Tensor:
+        """The trained module's logits of the validation subset (bf16 autocast with --amp)."""
+        with torch.autocast(self.ctx.device.type, torch.bfloat16, enabled=self.config.amp):
+            return logits_of(self.module, self._batches(self.val_x))
 
     def _batches(self, inputs):
         """Evaluation batches of `inputs`: cached features, or images prepared on the device."""
@@ -497,8 +584,14 @@ class _Run:
 
     def _best_to_save(self) -> dict[str, Any]:
         """`best` for the checkpoint: without its weights where they are the checkpoint's own
-        (saved at the end of the best epoch), so they are not stored twice."""
-        if self.best and self.step == 0 and self.best["epoch"] == self.epoch - 1:
+        (saved at the end of the best epoch, and not an average's), so they are not stored
+        twice."""
+        if (
+            self.best
+            and self.ema is None
+            and self.step == 0
+            and self.best["epoch"] == self.epoch - 1
+        ):
             return {**self.best, "state": None}
         return self.best
 
@@ -519,6 +612,8 @@ class _Run:
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "rng": rng_state(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "plan": self.plan.to_dict() if self.plan is not None else None,
         }
         if not self.fresh:
             return save_checkpoint(self.run_dir / FILENAME, state)
@@ -546,6 +641,7 @@ class _Run:
         parts, write the plots and the weights file; return its path."""
         data, config = self.data, self.config
         timing = self.timing
+        timing["epochs_done"] = self.elapsed()  # the run's seconds when its epochs ended
         timing["training"] = sum(row["seconds"] for row in self.history)
         timing["features"] = self.features_seconds  # a frozen backbone's one pass, if cached
         timing["validation"] = sum(row.get("val_seconds", 0.0) for row in self.history)
@@ -603,6 +699,7 @@ class _Run:
                 "epochs_trained": len(self.history),
                 "stopped_early": self.stopped_early,
                 "patience": config.stop_after,
+                **({"time_budget": self.budget_metrics()} if self.plan else {}),
                 "per_class_accuracy": per_class,
             },
             "data": recorded_data(config, data.source),

@@ -10,8 +10,10 @@ point halfway along the longest stretch over which the smoothed loss keeps falli
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,7 +50,7 @@ class Trainable(Protocol):
 
     def step_loss(
         self, x: torch.Tensor, y: torch.Tensor, step: int
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
 
 
 @dataclass
@@ -82,16 +84,14 @@ def range_test(
 ) -> RangeTest:
     """Train `run` for up to `steps` steps at rates from `start` to `end`; restore its model,
     optimizer and random state afterwards, whatever happens."""
-    module, optimizer = run.module, run.optimizer
-    saved = copy.deepcopy(module.state_dict()), copy.deepcopy(optimizer.state_dict())
-    random = rng_state()
+    optimizer = run.optimizer
     factor = (end / start) ** (1 / max(steps - 1, 1))
     rates: list[float] = []
     losses: list[float] = []
     average = 0.0
-    try:
+    with restored(run):
         run.begin_epoch()
-        for i, (index, x) in enumerate(_steps(run, steps)):
+        for i, (index, x) in enumerate(training_batches(run, steps)):
             rate = start * factor**i
             for group in optimizer.param_groups:
                 group["lr"] = rate * group.get("lr_scale", 1.0)
@@ -104,14 +104,25 @@ def range_test(
             losses.append(smoothed)
             if smoothed > DIVERGED * min(losses):
                 break
+    return RangeTest(rates, losses, valley(rates, losses))
+
+
+@contextlib.contextmanager
+def restored(run: Trainable) -> Iterator[None]:
+    """`run`'s module, optimizer and global random state put back as they were after the block
+    (a trial of its steps), whatever happens."""
+    module, optimizer = run.module, run.optimizer
+    saved = copy.deepcopy(module.state_dict()), copy.deepcopy(optimizer.state_dict())
+    random = rng_state()
+    try:
+        yield
     finally:
         module.load_state_dict(saved[0])
         optimizer.load_state_dict(saved[1])
         set_rng_state(random)
-    return RangeTest(rates, losses, valley(rates, losses))
 
 
-def _steps(run: Trainable, count: int):
+def training_batches(run: Trainable, count: int):
     """`count` training batches of `run`, in fresh orders, passing over its data as often as
     that takes."""
     generator = torch.Generator().manual_seed(run.config.seed)

@@ -23,12 +23,23 @@ def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optim
     return optimizer(groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def make_schedule(config: TrainConfig, optimizer, total_steps: int):
-    """A per-step schedule over each group's rate: OneCycle to it, cosine decay from it, or
-    constant."""
+WARMUP_FROM = 0.01  # of the peak rate: where a warmup starts
+
+
+def make_schedule(config: TrainConfig, optimizer, total_steps: int, warmup_steps: int = 0):
+    """A per-step schedule over each group's rate: OneCycle to it (rising over `warmup_steps`,
+    else its default 30%), cosine decay from it, or constant; the last two after a linear
+    warmup from `WARMUP_FROM` of the rate over `warmup_steps`, where given."""
+    lr_scheduler = torch.optim.lr_scheduler
     if config.schedule == "onecycle":
         peaks = [group["lr"] for group in optimizer.param_groups]
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, peaks, total_steps=total_steps)
+        rising = {"pct_start": warmup_steps / total_steps} if warmup_steps else {}
+        return lr_scheduler.OneCycleLR(optimizer, peaks, total_steps=total_steps, **rising)
     if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total_steps)
-    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+        main = lr_scheduler.CosineAnnealingLR(optimizer, total_steps - warmup_steps)
+    else:
+        main = lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if not warmup_steps:
+        return main
+    warmup = lr_scheduler.LinearLR(optimizer, WARMUP_FROM, 1.0, total_iters=warmup_steps)
+    return lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[warmup_steps])
