@@ -20,7 +20,7 @@ from zoo.training.loop import _Run, train
 from zoo.weights import read_meta
 
 TWO_STAGE_OPTIONS = {"strategy": TWO_STAGE, "head_epochs": 4, "epochs": 8, "limit": 100}
-TWO_STAGE_OPTIONS |= {"batch_size": 10, "patience": 0}
+TWO_STAGE_OPTIONS |= {"batch_size": 10, "patience": 0, "ema": 0.9}  # an average each stage
 TWO_STAGE_RUN = ["train", "lenet", "-q"] + [
     f"--{key.replace('_', '-')}={value}" for key, value in TWO_STAGE_OPTIONS.items()
 ]
@@ -141,3 +141,18 @@ def test_stage_options_that_cannot_apply_are_refused_in_one_line(zoo_cli, tmp_pa
     result = zoo_cli(f"train lenet {options} -q {' '.join(where(tmp_path, 'bad'))}")
     assert result.code == 1 and result.err.startswith(error) and result.err.count("\n") == 1
     assert not (tmp_path / "runs").exists() and not list(tmp_path.glob("*.safetensors"))
+
+
+def test_a_time_budget_plans_the_last_stage_when_it_begins(registry, tmp_path):
+    spec = registry.model("lenet")
+    options = {"head_epochs": 2, "epochs": 1000, "limit": 600, "patience": 0, "threads": 1}
+    config = TrainConfig.for_model(spec, strategy=TWO_STAGE, time_budget="8s", **options)
+    out = tmp_path / "budget.safetensors"
+    result = train(registry, spec, config, out, run_dir=tmp_path / "runs" / "budget")
+    plan, rows = result.budget, rows_of(tmp_path, "budget")
+    assert plan["after_head_epochs"] == 2 and 1 <= plan["epochs"] < 1000
+    assert [row["strategy"] for row in rows[:2]] == ["head", "head"]
+    assert 3 <= result.epochs <= 2 + plan["epochs"] and len(rows) == result.epochs
+    epoch = rows[-1]["seconds"] + rows[-1]["val_seconds"]
+    assert result.timing["epochs_done"] <= 8 + 1.5 * epoch + 0.5
+    assert read_meta(out)["metrics"]["time_budget"] == plan

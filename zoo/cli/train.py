@@ -92,9 +92,11 @@ def train_model(
         if result.budget is not None:
             plan = result.budget
             stop = ", the next would not have fit" if plan["stopped_at_budget"] else ""
+            head = plan.get("after_head_epochs")
+            after = f" after {head} of the head alone" if head else ""
             out.print(
                 f"--time-budget {plan['budget']:g}s: {plan['epochs']} epochs planned at about "
-                f"{plan['epoch_seconds']:.1f}s each, {result.epochs} trained in the first "
+                f"{plan['epoch_seconds']:.1f}s each{after}, {result.epochs} trained in the first "
                 f"{plan['epochs_done_at']:.1f}s{stop}"
             )
         out.print(

@@ -348,6 +348,7 @@ class _Run:
             return None
         return {
             **self.plan.to_dict(),
+            "after_head_epochs": self.config.head_stage,  # two-stage's, which the plan follows
             "stopped_at_budget": len(self.history) < self.last_epoch and not self.stopped_early,
             "epochs_done_at": self.timing.get("epochs_done"),
         }
