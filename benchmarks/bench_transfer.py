@@ -13,6 +13,14 @@ own README, zalandoresearch/fashion-mnist).
     python benchmarks/bench_transfer.py --limit 2000 --epochs 5 --image-size 64   # ~25 min
     python benchmarks/bench_transfer.py                                           # all images
 
+`--recipe 10m` instead compares fine-tuning recipes for pretrained Lite0 at an equal wall-clock
+budget (`--time-budget`, which plans each run's epochs to fit): one-stage full fine-tuning,
+two-stage (the head on cached features, then every layer at layer-decayed rates), and two-stage
+with an EMA of the weights; each row gives the test accuracy of the best epoch on validation
+(the weights file) and of the last epoch (`last_epoch_test_accuracy`), and the epochs trained.
+
+    python benchmarks/bench_transfer.py --recipe 4m --limit 5000 --image-size 32  # ~15 min
+
 One torch thread by default (--threads), as the machine is shared.
 """
 
@@ -26,19 +34,25 @@ from pathlib import Path
 import torch
 
 from zoo.registry import get_registry
-from zoo.training.config import TrainConfig
+from zoo.training.config import TrainConfig, duration
 from zoo.training.loop import train
 from zoo.weights import read_meta
 
 LITE0 = "timm/tf_efficientnet_lite0"
-# (label, model, pretrained, strategy)
+# (label, model, pretrained, options)
 ROWS = [
-    ("LeNet, scratch", "lenet", False, "full"),
-    ("CIFAR CNN, scratch", "cifar-cnn", False, "full"),
-    ("Lite0, scratch", LITE0, False, "full"),
-    ("Lite0, ImageNet, head only", LITE0, True, "head"),
-    ("Lite0, ImageNet, full fine-tune", LITE0, True, "full"),
+    ("LeNet, scratch", "lenet", False, {"strategy": "full"}),
+    ("CIFAR CNN, scratch", "cifar-cnn", False, {"strategy": "full"}),
+    ("Lite0, scratch", LITE0, False, {"strategy": "full"}),
+    ("Lite0, ImageNet, head only", LITE0, True, {"strategy": "head"}),
+    ("Lite0, ImageNet, full fine-tune", LITE0, True, {"strategy": "full"}),
 ]
+RECIPES = [
+    ("Lite0, ImageNet, one-stage full", LITE0, True, {"strategy": "full"}),
+    ("Lite0, ImageNet, two-stage", LITE0, True, {"strategy": "two-stage"}),
+    ("Lite0, ImageNet, two-stage + EMA", LITE0, True, {"strategy": "two-stage", "ema": 0.998}),
+]
+MOST_EPOCHS = 100  # with --recipe, the budget decides
 PUBLISHED = [
     ("2 conv + pooling (the dataset's README)", "87.6-91.6%"),
     ("ResNet18 (the dataset's README)", "94.9%"),
@@ -47,32 +61,35 @@ PUBLISHED = [
 ]
 
 
-def run_row(registry, model: str, pretrained: bool, strategy: str, args, out: Path) -> dict:
+def run_row(registry, model: str, pretrained: bool, options: dict, args, out: Path) -> dict:
     spec = registry.model(model)
     size = args.image_size if model == LITE0 else spec.input.size
+    epochs = {"time_budget": args.recipe, "epochs": MOST_EPOCHS} if args.recipe else {}
     config = TrainConfig.for_model(
         spec,
         dataset="fashion-mnist",
         limit=args.limit,
-        epochs=args.epochs,
+        **(epochs or {"epochs": args.epochs}),
         image_size=size,
         pretrained=pretrained,
-        strategy=strategy,
         threads=args.threads,
         seed=args.seed,
+        **options,
     )
     path = out / f"{model.replace('/', '-')}.safetensors"
     result = train(registry, spec, config, path, progress=False, given=("epochs",))
-    images = read_meta(path)["metrics"]["train_images"]
+    metrics = read_meta(path)["metrics"]
     return {
         "model": model,
         "pretrained": pretrained,
-        "strategy": strategy,
+        **options,
         "image_size": size,
         "test_accuracy": result.accuracy,
+        "last_epoch_test_accuracy": metrics["last_epoch_test_accuracy"],
         "best_epoch": result.best_epoch,
+        "epochs": result.epochs,
         "seconds": result.seconds,
-        "images_per_s": images * args.epochs / result.timing["training"],
+        "images_per_s": metrics["train_images"] * result.epochs / result.timing["training"],
         "timing": result.timing,
     }
 
@@ -86,27 +103,32 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", help="Rows whose label contains one of these (comma-separated).")
     parser.add_argument("--json", type=Path, help="Also write the rows here.")
+    parser.add_argument(
+        "--recipe", type=duration, help="Compare the recipes instead, each in this budget (4m)."
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     registry = get_registry()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for label, model, pretrained, strategy in ROWS:
+        for label, model, pretrained, options in RECIPES if args.recipe else ROWS:
             if args.only and not any(part in label for part in args.only.split(",")):
                 continue
             row = {
                 "label": label,
-                **run_row(registry, model, pretrained, strategy, args, Path(folder)),
+                **run_row(registry, model, pretrained, options, args, Path(folder)),
             }
             rows.append(row)
             print(
-                f"{label:34} {row['image_size']:3d} px  test {row['test_accuracy']:6.2%}  "
-                f"{row['seconds']:7.1f} s  {row['images_per_s']:7.1f} images/s  "
-                f"(best epoch {row['best_epoch']}, post-hoc {row['timing']['posthoc']:.1f} s)",
+                f"{label:34} {row['image_size']:3d} px  test {row['test_accuracy']:6.2%} (last "
+                f"epoch {row['last_epoch_test_accuracy']:6.2%})  {row['seconds']:7.1f} s  "
+                f"{row['images_per_s']:7.1f} images/s  (best epoch {row['best_epoch']} of "
+                f"{row['epochs']}, post-hoc {row['timing']['posthoc']:.1f} s)",
                 flush=True,
             )
     images = args.limit or "all 54,000"
-    print(f"\n{images} training images, {args.epochs} epochs, {args.threads} thread(s)")
+    epochs = f"a budget of {args.recipe:g} s each" if args.recipe else f"{args.epochs} epochs"
+    print(f"\n{images} training images, {epochs}, {args.threads} thread(s)")
     for label, accuracy in PUBLISHED:
         print(f"{label:40} {accuracy}")
     scratch = {r["model"]: r["test_accuracy"] for r in rows if not r["pretrained"]}

@@ -115,6 +115,10 @@ def test_a_knob_left_off_is_not_on_the_card():
         ("--cutmix -1", "--cutmix must not be negative (0: off)"),
         ("--time-budget 10x", "'10x' is not a duration such as 90s, 10m or 1.5h"),
         ("--time-budget 0", "--time-budget must be positive, not 0s"),
+        ("--head-epochs 2", "--head-epochs is for --strategy two-stage, not full"),
+        ("--strategy two-stage --layer-decay 0", "--layer-decay must be in (0, 1]"),
+        ("--strategy head --layer-decay 0.5", "--layer-decay has no effect with --strategy head"),
+        ("--strategy two-stage --lr auto", "--lr auto is not for --strategy two-stage"),
     ],
 )
 def test_a_bad_knob_is_one_line_and_writes_nothing(zoo_cli, tmp_path, args, message):

@@ -128,21 +128,6 @@ def test_the_weights_file_records_the_stages(whole):
     assert read_meta(whole)["metrics"]["epochs_trained"] == 12
 
 
-@pytest.mark.parametrize(
-    ("options", "error"),
-    [
-        ("--head-epochs 2", "error: --head-epochs is for --strategy two-stage, not full"),
-        ("--strategy two-stage --layer-decay 0", "error: --layer-decay must be in (0, 1]"),
-        ("--strategy head --layer-decay 0.5", "error: --layer-decay has no effect with"),
-        ("--strategy two-stage --lr auto", "error: --lr auto is not for --strategy two-stage"),
-    ],
-)
-def test_stage_options_that_cannot_apply_are_refused_in_one_line(zoo_cli, tmp_path, options, error):
-    result = zoo_cli(f"train lenet {options} -q {' '.join(where(tmp_path, 'bad'))}")
-    assert result.code == 1 and result.err.startswith(error) and result.err.count("\n") == 1
-    assert not (tmp_path / "runs").exists() and not list(tmp_path.glob("*.safetensors"))
-
-
 def test_a_time_budget_plans_the_last_stage_when_it_begins(registry, tmp_path):
     spec = registry.model("lenet")
     options = {"head_epochs": 2, "epochs": 1000, "limit": 600, "patience": 0, "threads": 1}
