@@ -23,7 +23,7 @@ SCHEDULES = ("onecycle", "cosine", "none")
 TWO_STAGE = "two-stage"
 # two-stage's head-only epochs: on cached features they cost little more than one forward pass
 HEAD_EPOCHS, HEAD_EPOCHS_AUGMENTED = 3, 1
-LAYER_DECAY = 0.8  # two-stage's default: EfficientNet-Lite0's stem then trains at 2% of the rate
+LAYER_DECAY = 0.95  # two-stage's default, measured on Fashion-MNIST (0.8 cost 3 points there)
 
 
 def duration(text: str) -> float:
