@@ -225,13 +225,7 @@ class _Run:
             config = scaled_defaults(config, spec, len(self.data.train_labels), given)
         self.config = config
 
-        self.train_y = self.data.train_labels.to(ctx.device)
-        shard = len(ctx.shard(self.train_y))
-        if not saved:
-            chosen = "batch_size" in given or config.batch_size != spec.defaults.batch_size
-            config = fit_batch_size(config, shard, chosen)
         self.config, self.registry = config, registry
-        self.steps = math.ceil(shard / config.batch_size)
 
         torch.manual_seed(config.seed)
         self.model = _build(registry, spec, config, len(self.data.classes))
@@ -241,6 +235,7 @@ class _Run:
         self.model.to(ctx.device, memory_format=torch.channels_last)
         if config.image_size:
             _check_input(self.model, spec.name, self.input, ctx.device)
+        self.train_y = self.data.train_labels.to(ctx.device)
         self.epoch, self.step, self.seconds = saved["epoch"] if saved else 1, 0, 0.0
         self.before = 0.0  # seconds the run took in earlier processes (before --resume)
         self.features_seconds = 0.0
@@ -252,6 +247,11 @@ class _Run:
         self.plan: budget.Plan | None = None
         self.last_epoch = config.total_epochs  # until --time-budget plans the last stage
         groups = self._enter_stage(saved)
+        shard = len(ctx.shard(self.train_y))
+        if not saved:  # after the checks, so that a failing run gives its error alone
+            chosen = "batch_size" in given or config.batch_size != spec.defaults.batch_size
+            self.config = config = fit_batch_size(config, shard, chosen)
+        self.steps = math.ceil(shard / config.batch_size)
         self.lr_test: lr_find.RangeTest | None = None
         if config.lr == AUTO:  # a fresh run only: a checkpoint keeps the rate it found
             self.optimizer = make_optimizer(replace(config, lr=lr_find.START), groups)
