@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import inspect
+import json
 import typing
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from zoo.cli.app import app, registry
-from zoo.cli.output import err, out
+from zoo.cli.app import JsonFlag, app, registry
+from zoo.cli.output import err, out, print_table
 from zoo.errors import ZooError
 from zoo.training.config import TrainConfig, default_run_name, options
 from zoo.util.paths import expand
@@ -209,3 +211,66 @@ NOT_FOR_LR_FIND = (
     "balance",
 )
 app.command("lr-find")(_with_options(lr_find_model, NOT_FOR_LR_FIND))
+
+
+def tournament(
+    dataset: Annotated[str, typer.Argument(help="A name from zoo datasets.")],
+    models: Annotated[
+        list[str], typer.Option("--models", "-m", help="A model name or glob (repeatable).")
+    ],
+    limit: Annotated[int | None, typer.Option(help="Training images (stratified).")] = 10_000,
+    image_size: Annotated[int | None, typer.Option(help="Input size, not each model's.")] = None,
+    scratch: Annotated[
+        bool, typer.Option("--scratch", help="Also probe each backbone as initialised.")
+    ] = False,
+    data_dir: Annotated[str | None, typer.Option(help="Where datasets live.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Rank pretrained backbones for DATASET: each one's frozen features, computed once, and a
+    linear probe on them, scored on the held-out images; then the zoo train command for the
+    winner."""
+    for name, value in (("--limit", limit), ("--image-size", image_size), ("--threads", threads)):
+        if value is not None and value < 1:
+            raise ZooError(f"{name} must be at least 1")
+    reg = registry()
+    reg.dataset(dataset)  # a bad name fails before any model is built
+    from zoo.training import tournament as contest
+
+    specs = contest.candidates(reg, models)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    size = image_size or max(spec.input.size for spec in specs)
+    data = contest.load(reg, dataset, size, limit, expand(data_dir) if data_dir else None)
+    entries = [
+        contest.probe(reg, spec, data, image_size, pretrained)
+        for spec in specs
+        for pretrained in ((True, False) if scratch else (True,))
+    ]
+    entries = contest.ranked(entries)
+    if as_json:
+        print(json.dumps([asdict(entry) for entry in entries], indent=2))
+        return
+    rows = [
+        {
+            "rank": str(rank) if entry.accuracy is not None else "-",
+            "model": entry.model + ("" if entry.pretrained else " (scratch)"),
+            "probe": f"{entry.accuracy:.2%}" if entry.accuracy is not None else "",
+            "seconds": f"{entry.seconds:.0f}",
+            "params": f"{entry.parameters / 1e6:.1f}M" if entry.parameters else "",
+            "size": str(entry.image_size),
+            "note": entry.error or "",
+        }
+        for rank, entry in enumerate(entries, 1)
+    ]
+    print_table(rows, wrap="note")
+    winner = next((e for e in entries if e.accuracy is not None and e.pretrained), None)
+    if winner is None:
+        raise ZooError("no candidate could be probed (see the notes)")
+    size_option = f" --image-size {image_size}" if image_size else ""
+    out.print(f"next: zoo train {winner.model} -d {dataset} --pretrained{size_option}")
+
+
+app.command("tournament")(tournament)

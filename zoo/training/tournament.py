@@ -1,0 +1,117 @@
+"""`zoo tournament`: which pretrained backbone suits a dataset, found in minutes on a CPU.
+
+Each candidate's frozen backbone runs once over the training images (as `zoo train` splits
+them: the held-out tenth set aside) and a linear probe (scikit-learn's multinomial logistic
+regression, on standardised features) is fitted on what its head would receive; candidates are
+ranked by the probe's accuracy on the held-out images. The test split is not touched: it stays
+for the run the winner then gets.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from zoo.channels import grey_input, sum_first_conv
+from zoo.data.sources import load_dataset
+from zoo.data.splits import ImageSplits, hold_out
+from zoo.errors import ZooError
+from zoo.registry import Registry
+from zoo.specs import ModelSpec
+from zoo.training.features import backbone_features
+from zoo.training.finetune import head_module
+from zoo.trust.introspect import parameter_count
+from zoo.trust.metrics import image_batches
+
+PROBE_ITERATIONS = 300  # L-BFGS's, enough for 10 classes of a few thousand features
+
+
+@dataclass
+class Entry:
+    """One candidate's result: its probe accuracy, or why it has none."""
+
+    model: str
+    pretrained: bool
+    image_size: int
+    accuracy: float | None = None
+    seconds: float = 0.0
+    parameters: int | None = None
+    error: str | None = None
+
+
+def candidates(registry: Registry, patterns: list[str]) -> list[ModelSpec]:
+    """The models the glob `patterns` match, in order, each once; a ZooError naming a pattern
+    that matches none."""
+    found: dict[str, ModelSpec] = {}
+    for pattern in patterns:
+        specs = registry.find(pattern)
+        if not specs:
+            raise ZooError(f"no model matches {pattern!r}{registry.did_you_mean(pattern)}")
+        found.update((spec.name, spec) for spec in specs)
+    return list(found.values())
+
+
+def load(
+    registry: Registry, dataset: str, size: int, limit: int | None, data_dir: str | None
+) -> ImageSplits:
+    """The dataset (`limit` training images of it, stratified) as `zoo train` reads it, photos
+    cached at `size`."""
+    _, data = load_dataset(registry, dataset, size, data_dir, False, None)
+    return data.limit(limit) if limit else data
+
+
+def probe(
+    registry: Registry,
+    spec: ModelSpec,
+    data: ImageSplits,
+    image_size: int | None,
+    pretrained: bool = True,
+) -> Entry:
+    """`spec`'s backbone (pretrained, or as initialised) and a linear probe on its features;
+    a candidate that fails, or has no pretrained weights here, gets its one-line reason."""
+    size = image_size or spec.input.size
+    entry = Entry(spec.name, pretrained, size)
+    began = time.perf_counter()
+    try:
+        if pretrained:
+            registry.check_pretrained(spec)
+        torch.manual_seed(0)
+        model = registry.build(spec, num_classes=len(data.classes), pretrained=pretrained)
+        spec_in = replace(spec.input, size=size)
+        if data.train_images.shape[1] == 1 and spec_in.channels == 3:
+            sum_first_conv(model)
+            spec_in = grey_input(spec_in)
+        train, held_images, held_labels = hold_out(data)
+        head = head_module(model, spec)
+        device = torch.device("cpu")
+        x = backbone_features(model, head, image_batches(train.train_images, spec_in, device))
+        v = backbone_features(model, head, image_batches(held_images, spec_in, device))
+        if x is None or v is None:
+            raise ZooError(f"{spec.name}'s head is not its last step on one tensor")
+        entry.accuracy = _fit_probe(x, train.train_labels, v, held_labels)
+        entry.parameters = parameter_count(model)
+    except (ZooError, RuntimeError, ValueError) as error:
+        entry.error = str(error).splitlines()[0]
+    entry.seconds = time.perf_counter() - began
+    return entry
+
+
+def _fit_probe(
+    x: torch.Tensor, y: torch.Tensor, held: torch.Tensor, held_labels: torch.Tensor
+) -> float:
+    """The held-out accuracy of a logistic regression on standardised features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, held = x.flatten(1).numpy(), held.flatten(1).numpy()
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=PROBE_ITERATIONS))
+    model.fit(x, y.numpy())
+    return float((model.predict(held) == held_labels.numpy()).mean())
+
+
+def ranked(entries: list[Entry]) -> list[Entry]:
+    """Entries by probe accuracy, best first; those without one last."""
+    return sorted(entries, key=lambda e: (e.accuracy is None, -(e.accuracy or 0.0)))
