@@ -650,7 +650,8 @@ class _Run:
         labels = data.test_labels
         last = None  # the last epoch's test accuracy, beside the best's: for comparison only
         if self.best and self.best["epoch"] != self.history[-1]["epoch"]:
-            last = self._test_logits().argmax(1).eq(labels).float().mean().item()
+            with self.ema.applied(self.module) if self.ema else contextlib.nullcontext():
+                last = self._test_logits().argmax(1).eq(labels).float().mean().item()
         if self.best:
             self.model.load_state_dict(self.best["state"], strict=False)
         test_logits = self._test_logits()
