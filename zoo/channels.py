@@ -42,3 +42,12 @@ def sum_first_conv(model: nn.Module) -> str:
             module.in_channels = 1
             return name
     raise ZooError(f"{type(model).__name__} has no 3-channel convolution to take grey images")
+
+
+def grey_into(model: nn.Module, spec: InputSpec, channels: int) -> InputSpec:
+    """Where `channels` is 1 (grey images) and `spec` RGB, `model`'s first convolution summed
+    to take them (`sum_first_conv`); the input spec the model then takes."""
+    if channels != 1 or spec.channels != 3:
+        return spec
+    sum_first_conv(model)
+    return grey_input(spec)

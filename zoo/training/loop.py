@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from zoo.channels import grey_input, sum_first_conv
+from zoo.channels import grey_into
 from zoo.data.augment import augment, erase, photo_augment
 from zoo.data.preprocess import prepare
 from zoo.data.sources import load_dataset
@@ -229,9 +229,8 @@ class _Run:
 
         torch.manual_seed(config.seed)
         self.model = _build(registry, spec, config, len(self.data.classes))
-        if config.grey == "sum" and data.train_images.shape[1] == 1 and self.input.channels == 3:
-            sum_first_conv(self.model)  # before the optimizer's groups are made
-            self.input = grey_input(self.input)
+        if config.grey == "sum":  # before the optimizer's groups are made
+            self.input = grey_into(self.model, self.input, data.train_images.shape[1])
         self.model.to(ctx.device, memory_format=torch.channels_last)
         if config.image_size:
             _check_input(self.model, spec.name, self.input, ctx.device)

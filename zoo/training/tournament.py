@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from zoo.channels import grey_input, sum_first_conv
+from zoo.channels import grey_into
 from zoo.data.sources import load_dataset
 from zoo.data.splits import ImageSplits, hold_out
 from zoo.errors import ZooError
@@ -79,10 +79,7 @@ def probe(
             registry.check_pretrained(spec)
         torch.manual_seed(0)
         model = registry.build(spec, num_classes=len(data.classes), pretrained=pretrained)
-        spec_in = replace(spec.input, size=size)
-        if data.train_images.shape[1] == 1 and spec_in.channels == 3:
-            sum_first_conv(model)
-            spec_in = grey_input(spec_in)
+        spec_in = grey_into(model, replace(spec.input, size=size), data.train_images.shape[1])
         train, held_images, held_labels = hold_out(data)
         head = head_module(model, spec)
         device = torch.device("cpu")
