@@ -122,7 +122,7 @@ def _forward(requests: list[tuple[Classifier, torch.Tensor, bool]]) -> list[_Pas
     classifier, _, explaining = requests[0]  # a batch holds one model's requests, all alike
     batch = classifier.inputs([image for _, image, _ in requests])
     started = time.perf_counter()
-    predictions = classifier.predict(batch)
+    predictions = classifier.predict_batch(batch)
     forward_ms = (time.perf_counter() - started) * 1000
     heatmaps: list[torch.Tensor | None] = [None] * len(requests)
     method = None

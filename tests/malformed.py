@@ -3,11 +3,14 @@ each the hostile or damaged case of a test, with the pattern of the one-line err
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save, save_file
+
+from zoo import weights
 
 
 class Raw(str):
@@ -123,5 +126,15 @@ def write_malformed(folder: Path, source: Path, names: list[str] | None = None) 
             encoded = {k: v if isinstance(v, Raw) else json.dumps(v) for k, v in change.items()}
             save_file(tensors, files[name], metadata={**header, **encoded})
         else:
-            save_file(TENSORS[name][0](dict(tensors)), files[name], metadata=header)
+            extra = {weights.EXTRA + k: v for k, v in weights.read_extra(source).items()}
+            write_split(files[name], TENSORS[name][0](tensors | extra), header)
     return files
+
+
+def write_split(path: Path, tensors: dict, header: dict[str, str]) -> None:
+    """A weights file as `weights.save` writes it, from `tensors` that include zoo's own under
+    `EXTRA`: those in the header, the model's in the file."""
+    extra = {k.removeprefix(weights.EXTRA): v for k, v in tensors.items() if k[:4] == "zoo."}
+    inline = base64.b64encode(save(extra)).decode()
+    model = {k: v for k, v in tensors.items() if k[:4] != "zoo."}
+    save_file(model, path, metadata={**header, weights.EXTRA_KEY: json.dumps({"inline": inline})})

@@ -89,15 +89,16 @@ def test_temperature_lowers_the_test_ece(zoo_cli, lenet_weights, tmp_path):
 
 def test_unknown_for_photographs_noise_and_blanks_not_for_test_digits(lenet, digits):
     for kind, images in unlike_digits().items():
-        unknown = lenet.predict(lenet.inputs(images)).unknown.float().mean().item()
+        unknown = lenet.predict_batch(lenet.inputs(images)).unknown.float().mean().item()
         assert unknown >= 0.9, kind
-    known = lenet.predict(lenet.inputs(list(digits.test_images))).unknown.float().mean().item()
+    test_digits = lenet.inputs(list(digits.test_images))
+    known = lenet.predict_batch(test_digits).unknown.float().mean().item()
     assert known <= 0.05
 
 
 def test_predict_probabilities_are_calibrated_and_match_probabilities_of(lenet, digits):
     batch = lenet.inputs(list(digits.test_images[:8]))
-    predictions = lenet.predict(batch)
+    predictions = lenet.predict_batch(batch)
     plain = lenet.model(batch).softmax(1)
     scaled = (lenet.model(batch) / lenet.temperature).softmax(1)
     assert torch.allclose(predictions.probabilities, scaled, atol=1e-6)
@@ -239,7 +240,7 @@ def test_old_files_load_with_no_temperature_and_no_detector(registry, tmp_path, 
     weights.save(tmp_path / "old.safetensors", registry.build(spec, num_classes=10), meta)
     classifier = Classifier.load(registry, tmp_path / "old.safetensors")
     batch = classifier.inputs(list(digits.test_images[:3]))
-    predictions = classifier.predict(batch)
+    predictions = classifier.predict_batch(batch)
     assert classifier.temperature == 1.0 and classifier.detector is None
     assert not predictions.unknown.any()
     assert explain(classifier, batch).method == FALLBACK

@@ -139,6 +139,7 @@ def test_a_plugin_adds_a_format_for_every_model(zoo_cli, lenet_weights, registry
         assert "no check for format 'npz'" in result.err
         state, meta = weights.read(source)
         with np.load(out) as saved:
+            assert set(saved.files) == {"classes", *state}  # no zoo.* tensor: the model's only
             assert list(saved["classes"]) == meta["classes"]
             for key, tensor in state.items():
                 assert np.array_equal(saved[key], tensor.numpy())

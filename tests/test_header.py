@@ -79,4 +79,4 @@ def test_a_good_file_passes(registry, lenet_weights):
     assert checked.spec.name == "lenet" and checked.parameters == 61_706
     classifier = Classifier.load(registry, lenet_weights)
     x = classifier.inputs([torch.zeros(1, 8, 8, dtype=torch.uint8)])
-    assert torch.isfinite(classifier.predict(x).probabilities).all()
+    assert torch.isfinite(classifier.predict_batch(x).probabilities).all()

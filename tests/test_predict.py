@@ -151,9 +151,10 @@ def test_a_drawing_reaches_the_model_as_its_training_digits_did(registry, lenet_
     data = load_digits()
     small = [Image.fromarray(d[0].numpy()) for d in data.test_images[:100]]
     large = [im.resize((280, 280), Image.Resampling.NEAREST) for im in small]
-    native = classifier.predict(classifier.inputs([classifier.model_image(im) for im in small]))
+    native = [classifier.model_image(im) for im in small]
+    native = classifier.predict_batch(classifier.inputs(native))
     drawn = [classifier.model_image(im, at_source=True) for im in large]
-    enlarged = classifier.predict(classifier.inputs(drawn))
+    enlarged = classifier.predict_batch(classifier.inputs(drawn))
     agree = native.probabilities.argmax(1) == enlarged.probabilities.argmax(1)
     assert agree.float().mean() >= 0.98
     assert enlarged.unknown.float().mean() <= native.unknown.float().mean() + 0.02

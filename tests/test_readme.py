@@ -52,3 +52,20 @@ def test_readme_dataset_example_trains(zoo_cli, tmp_path, monkeypatch):
     with safe_open("weights/lenet-shapes.safetensors", framework="pt") as f:
         assert f.metadata()["classes"] == '["circle", "square"]'
     assert "shapes" in zoo_cli("--plugins-dir my_plugins datasets").out
+
+
+def test_readme_python_example_runs(lenet_weights, tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / lenet_weights.name).write_bytes(lenet_weights.read_bytes())
+    digits = load_digits()
+    seven = digits.images[-1 - list(digits.target[::-1]).index(7)]  # the last seven
+    Image.fromarray((seven * 255 / 16).astype(np.uint8)).save("seven.png")
+    scope: dict = {}
+    exec(fenced_block_after("python-example"), scope)
+    assert scope["answer"].label == "7"
+    assert scope["zoo"].model_spec("lenet").input.channels == 1

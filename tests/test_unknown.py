@@ -38,7 +38,7 @@ def fashion_test(registry, fashion_weights):
 def unknown_rate(classifier: Classifier, images: list) -> float:
     """The share of `images` (PIL images, as predict and the demo take them) flagged."""
     inputs = [classifier.model_image(image) for image in images]
-    return classifier.predict(classifier.inputs(inputs)).unknown.float().mean().item()
+    return classifier.predict_batch(classifier.inputs(inputs)).unknown.float().mean().item()
 
 
 def pictures(images: list[torch.Tensor]) -> list[Image.Image]:
@@ -94,11 +94,11 @@ def test_a_scanned_digit_is_read_as_a_drawing_or_flagged(lenet):
     answers are the digits', and hardly any is a wrong answer given with no "unknown"."""
     pages, labels = scans()
     batch = lenet.inputs([lenet.model_image(page) for page in pages])
-    found = lenet.predict(batch)
+    found = lenet.predict_batch(batch)
     right = found.probabilities.argmax(1).numpy() == labels
     assert right.mean() >= 0.85
     assert (~right & ~found.unknown.numpy()).mean() <= 0.02
-    raw = lenet.predict(lenet.inputs([lenet.to_uint8(page) for page in pages]))
+    raw = lenet.predict_batch(lenet.inputs([lenet.to_uint8(page) for page in pages]))
     assert (raw.probabilities.argmax(1).numpy() == labels).mean() < 0.5  # as it came: wrong
 
 

@@ -8,6 +8,10 @@ A plugin imports only this module::
     def zoo_models():
         return [zoo.ModelSpec(name="tiny", summary="...", input=zoo.InputSpec(1, 28), head="fc")]
 
+From Python, `zoo.load(path)` gives a weights file as a ready classifier
+(`classifier.predict(images)`), and `zoo.list_models()` and `zoo.model_spec(name)` say what
+the plugins provide (`zoo.api`).
+
 Everything a plugin needs is here: the hook marker and the declarations (`ModelSpec`,
 `InputSpec`, `TrainDefaults`, `DatasetSpec`, `PretrainedWeights`), `ZooError`, the ImageNet
 normalisation, and, for builders, loaders and exporters, `torchvision_model`, `cached_catalog`,
@@ -35,6 +39,7 @@ from zoo.specs import (
 )
 
 if TYPE_CHECKING:
+    from zoo.api import list_models, load, model_spec
     from zoo.data.splits import ImageSplits, split_train_test
     from zoo.serving.pretrained import torchvision_model
     from zoo.util.catalog import cached as cached_catalog
@@ -57,6 +62,9 @@ __all__ = [
     "cached_catalog",
     "hf_hub_file",
     "hookimpl",
+    "list_models",
+    "load",
+    "model_spec",
     "split_train_test",
     "torch_hub_file",
     "torchvision_model",
@@ -64,6 +72,9 @@ __all__ = [
 
 # The names imported on first use (they bring torch or torchvision): module, attribute.
 _LAZY = {
+    "load": ("zoo.api", "load"),
+    "list_models": ("zoo.api", "list_models"),
+    "model_spec": ("zoo.api", "model_spec"),
     "ImageSplits": ("zoo.data.splits", "ImageSplits"),
     "split_train_test": ("zoo.data.splits", "split_train_test"),
     "torchvision_model": ("zoo.serving.pretrained", "torchvision_model"),

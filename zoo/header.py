@@ -212,7 +212,7 @@ def check_model(
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     _check_shapes(path, meta, expected, {k: v for k, v in shapes.items() if k[:4] != EXTRA}, head)
     features = _check_forward(path, meta, model)
-    if meta.get("unknown"):
+    if meta.get("unknown") and any(k.startswith(EXTRA) for k in shapes):  # not: companion lost
         layer = meta["unknown"]["layer"]
         if layer not in features:
             raise ZooError(f"{path}: unknown.layer {layer!r} is no layer of {meta['model']}")

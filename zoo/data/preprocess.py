@@ -234,3 +234,32 @@ def open_image(
         cause = "truncated" if "truncated" in str(error) else "damaged or unsupported"
         raise ZooError(f"{name}: cannot read image ({cause} data)") from None
     return image
+
+
+def as_image(item: Image.Image | np.ndarray | str | Path) -> Image.Image:
+    """A PIL image from what a Python caller holds: a PIL image; an image file's path
+    (`open_image`, bounded); or an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array of uint8,
+    or of floats in [0, 1]. Anything else is a one-line ZooError."""
+    if isinstance(item, Image.Image):
+        return item
+    if isinstance(item, str | Path):
+        return open_image(item)
+    if not isinstance(item, np.ndarray):
+        raise ZooError(
+            f"cannot classify a {type(item).__name__}: give a PIL image, an array or a path"
+        )
+    if item.ndim == 3 and item.shape[2] == 1:
+        item = item[..., 0]
+    if not (item.ndim == 2 or (item.ndim == 3 and item.shape[2] in (3, 4))) or 0 in item.shape:
+        raise ZooError(f"an image array is (H, W) or (H, W, 1, 3 or 4), not {item.shape}")
+    if item.shape[0] * item.shape[1] > MAX_PIXELS:
+        raise ZooError(
+            f"an image array of {item.shape[0]}x{item.shape[1]} is over {MAX_PIXELS:,} pixels"
+        )
+    if item.dtype.kind == "f":
+        if not (np.isfinite(item).all() and item.min() >= 0 and item.max() <= 1):
+            raise ZooError("a float image array needs values in [0, 1]")
+        item = (item * 255).round()
+    elif item.dtype != np.uint8:
+        raise ZooError(f"an image array is uint8, or floats in [0, 1], not {item.dtype}")
+    return Image.fromarray(np.ascontiguousarray(item, dtype=np.uint8))

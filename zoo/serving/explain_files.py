@@ -61,7 +61,7 @@ def explain_files(
         if not decoded:
             continue
         batch = classifier.inputs([classifier.to_uint8(image) for _, image in decoded])
-        predictions = classifier.predict(batch)
+        predictions = classifier.predict_batch(batch)
         explanation = explain(classifier, batch, method)
         scores = deletion(classifier, batch, explanation.heatmaps)
         for i, (path, image) in enumerate(decoded):

@@ -7,12 +7,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
 from zoo import weights
-from zoo.data.preprocess import ink_square, pil_to_uint8, prepare, reduce_uint8, resize_uint8
+from zoo.data.preprocess import (
+    as_image,
+    ink_square,
+    pil_to_uint8,
+    prepare,
+    reduce_uint8,
+    resize_uint8,
+)
+from zoo.errors import ZooError
 from zoo.registry import Registry
 from zoo.specs import InputSpec, ModelSpec
 from zoo.trust.unknown import UnknownDetector, background, capture_input
@@ -25,6 +34,23 @@ class Predictions:
 
     probabilities: torch.Tensor
     unknown: torch.Tensor
+
+
+@dataclass
+class Answer:
+    """One image's top classes {label: calibrated probability}, most likely first, and whether
+    it is unlike the training data."""
+
+    top: dict[str, float]
+    unknown: bool
+
+    @property
+    def label(self) -> str:
+        """The most likely class."""
+        return next(iter(self.top))
+
+
+Image_ = Image.Image | np.ndarray | str | Path  # what `Classifier.predict` takes
 
 
 @dataclass
@@ -51,8 +77,8 @@ class Classifier:
         meta, spec, _ = weights.check_file(registry, path, max_parameters)
         classes = list(meta["classes"])
         state, _ = weights.read(path)
-        extra = weights.read_extra(path)
-        weights.check_finite(path, state | {weights.EXTRA + k: v for k, v in extra.items()})
+        weights.check_finite(path, state)
+        extra = weights.read_finite_extra(path)
         model = weights.build_for(registry, spec, meta)  # a grey-trained RGB model's filters summed
         weights.load_state(model, state, path)
         model.eval().to(memory_format=torch.channels_last)
@@ -130,8 +156,28 @@ class Classifier:
         """The model's input batch for uint8 (C, H, W) images of any sizes."""
         return torch.cat([prepare(image[None], self.input) for image in images])
 
+    def predict(self, images: Image_ | list[Image_], k: int = 5) -> Answer | list[Answer]:
+        """The `Answer` for an image, or a list of them for a list: PIL images, arrays
+        (`preprocess.as_image`) or image paths, prepared as `zoo predict` prepares files."""
+        items = images if isinstance(images, list | tuple) else [images]
+        found = self.answers([self.model_image(as_image(item)) for item in items], k)
+        if None in found:
+            raise ZooError(
+                f"the model's answer for image {found.index(None)} is not a finite number"
+            )
+        return found if isinstance(images, list | tuple) else found[0]
+
+    def answers(self, images: list[torch.Tensor], k: int = 5) -> list[Answer | None]:
+        """The top-`k` `Answer` of each model image (uint8 (C, size, size), `model_image`),
+        or None where the model's answer is not finite (logits that overflow)."""
+        predictions = self.predict_batch(prepare(torch.stack(images), self.input))
+        return [
+            Answer(self.top(p, k), bool(u)) if bool(p.isfinite().all()) else None
+            for p, u in zip(predictions.probabilities, predictions.unknown, strict=True)
+        ]
+
     @torch.inference_mode()
-    def predict(self, batch: torch.Tensor) -> Predictions:
+    def predict_batch(self, batch: torch.Tensor) -> Predictions:
         """Calibrated probabilities and the unknown flags for a batch made by `inputs`, from
         one forward pass."""
         if self.detector is None:
@@ -145,7 +191,7 @@ class Classifier:
 
     def probabilities_of(self, batch: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities (N, classes) for a batch made by `inputs`."""
-        return self.predict(batch).probabilities
+        return self.predict_batch(batch).probabilities
 
     def probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
         """Class probabilities (N, classes) for uint8 (C, H, W) images of any sizes."""

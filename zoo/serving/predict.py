@@ -11,14 +11,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from zoo.data.preprocess import open_image, prepare
+from zoo.data.preprocess import open_image
 from zoo.errors import ZooError
-from zoo.serving.inference import Classifier
+from zoo.serving.inference import Answer, Classifier
 from zoo.util.folders import walk
 
 IMAGE_EXTENSIONS = frozenset(
@@ -27,15 +26,6 @@ IMAGE_EXTENSIONS = frozenset(
 DECODE_THREADS = 4  # PIL releases the GIL while it decodes
 
 Decoded = torch.Tensor | ZooError  # an image, or why it could not be read
-
-
-@dataclass
-class Answer:
-    """One image's top classes {label: calibrated probability}, and whether it is unlike the
-    training data."""
-
-    top: dict[str, float]
-    unknown: bool
 
 
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
@@ -79,11 +69,7 @@ def predict_files(
             answers = []
             if images:
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-                    predictions = classifier.predict(prepare(torch.stack(images), classifier.input))
-                answers = [
-                    Answer(classifier.top(p, k), bool(u)) if bool(p.isfinite().all()) else None
-                    for p, u in zip(predictions.probabilities, predictions.unknown, strict=True)
-                ]
+                    answers = classifier.answers(images, k)
             tops = iter(answers)
             for path, image in batch:
                 if not isinstance(image, torch.Tensor):

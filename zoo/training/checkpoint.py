@@ -81,8 +81,9 @@ def read_state_dict(
                 shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
         except (SafetensorError, OSError) as error:
             raise ZooError(f"{path}: not a valid safetensors file ({error})") from None
-        if zoo_file:
+        if zoo_file:  # checked as every command checks it, though only the model's tensors are read
             weights.check_file(registry, path) if registry else weights.read_meta(path)
+            weights.read_finite_extra(path)
         misfits = weights.check_fitting(model, shapes, head, path) if model else set()
         with safe_open(str(path), framework="pt") as f:
             state = {k: f.get_tensor(k) for k in shapes if k not in misfits}
