@@ -1,4 +1,4 @@
-"""`zoo demo`, `zoo export` and `zoo predict`: trained weights put to use."""
+"""`zoo demo`, `zoo export`, `zoo import` and `zoo predict`: trained weights put to use."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from zoo.cli.app import ImageFiles, JsonLines, WeightsFile, app, registry
+from zoo.cli.app import ImageFiles, JsonLines, RunsDir, WeightsFile, app, registry
 from zoo.cli.output import err, out, print_ranked, warn
 from zoo.errors import ZooError
 from zoo.header import DEFAULT_MAX_PARAMETERS
@@ -77,14 +77,15 @@ def export_model(
         ),
     ],
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="safetensors, onnx, torchscript, pt2, ...")
+        str, typer.Option("--format", "-f", help="safetensors, onnx, torchscript, pt2, hub, ...")
     ] = "safetensors",
     out_path: Annotated[
         Path | None,
         typer.Option(
             "--out",
             "-o",
-            help="Output file [default: WEIGHTS, the format's extension].",
+            help="Output file, or folder for hub [default: WEIGHTS, the format's extension; "
+            "WEIGHTS-hub/].",
             callback=expand,
         ),
     ] = None,
@@ -94,11 +95,21 @@ def export_model(
     pretrained: Annotated[
         bool, typer.Option("--pretrained", help="Export a model's ImageNet classifier.")
     ] = False,
+    license: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ID", help="hub: the Hub license id of the card (apache-2.0, mit, ...) [other]."
+        ),
+    ] = None,
+    runs_dir: RunsDir = "runs",
 ) -> None:
-    """Export weights to safetensors, ONNX, TorchScript or torch.export (pt2)."""
+    """Export weights to safetensors, ONNX, TorchScript, torch.export (pt2) or a Hub folder."""
+    from zoo.serving import hub
     from zoo.serving.export import default_path, export
     from zoo.serving.inference import Classifier
 
+    if license is not None and fmt != hub.HUB:
+        raise ZooError("--license is for --format hub, whose model card names it")
     reg = registry()
     if pretrained:
         spec = reg.model(weights)
@@ -109,6 +120,16 @@ def export_model(
     else:
         classifier = Classifier.load(reg, weights)
         source = Path(weights)
+    if fmt == hub.HUB:
+        folder = out_path or hub.default_folder(source)
+        card_license = hub.checked_license(license or "other")
+        hub.export_folder(reg, classifier, folder, card_license, Path(runs_dir) / source.stem)
+        out.print(f"wrote {escape(str(folder))}/ (hub: model.safetensors, config.json, README.md)")
+        if check:
+            from zoo.serving.hub_load import check_folder
+
+            out.print(escape(check_folder(reg, folder, classifier.model, classifier.input)))
+        return
     path = export(reg, classifier, fmt, out_path or default_path(source, fmt))
     out.print(f"wrote {escape(str(path))} ({fmt}, {path.stat().st_size / 1e6:.1f} MB)")
     if not check:
@@ -124,6 +145,32 @@ def export_model(
     out.print(result.summary())
     if not result.ok:
         raise ZooError(f"{path}: the {fmt} export does not match PyTorch")
+
+
+@app.command("import")
+def import_model(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DIR_OR_FILE",
+            help="A Hub folder (zoo's export, or timm's save_for_hf), or its weights file.",
+            callback=expand,
+        ),
+    ],
+    out_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="The weights file [weights/DIR.safetensors].", callback=expand
+        ),
+    ] = None,
+) -> None:
+    """Turn a Hugging Face Hub folder (timm's format) into a zoo weights file."""
+    from zoo.serving.hub_load import import_folder
+
+    folder = source if source.is_dir() else source.parent
+    target = out_path or Path("weights") / f"{folder.resolve().name}.safetensors"
+    path = import_folder(registry(), source, target)
+    out.print(f"wrote {escape(str(path))} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 @app.command("predict")

@@ -1,11 +1,12 @@
-"""Atomic file writes (a crash never leaves a half-written file), and reading what zoo wrote
-earlier without trusting it."""
+"""Atomic file and folder writes (a crash never leaves a half-written one), and reading what zoo
+wrote earlier without trusting it."""
 
 from __future__ import annotations
 
 import glob
 import json
 import os
+import shutil
 import stat
 import uuid
 from collections.abc import Callable
@@ -36,6 +37,29 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
         if isinstance(error, OSError) and error.filename in (None, tmp, str(tmp)):
             error.filename = str(path)  # the file the user knows of
         raise
+    return path
+
+
+def atomic_folder(path: Path, write: Callable[[Path], object]) -> Path:
+    """Call `write(tmp)` with a new temporary folder beside `path`, then rename it into place,
+    replacing a folder already there (the caller decides whether it may be replaced); on any
+    failure the temporary folder goes and `path` is as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    old = path.parent / f".{path.name}.{uuid.uuid4().hex}.old"
+    try:
+        tmp.mkdir()
+        write(tmp)
+        if path.is_dir():
+            os.replace(path, old)  # set aside, so `path` is never missing a part
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.is_dir() and not path.exists():
+            os.replace(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
     return path
 
 
