@@ -90,7 +90,12 @@ def export_model(
         ),
     ] = None,
     check: Annotated[
-        bool, typer.Option("--check", help="Compare the export with PyTorch on real images.")
+        bool,
+        typer.Option(
+            "--check",
+            help="Compare the export with PyTorch on real images (hub: on a random batch, read "
+            "back by zoo, and by timm for timm models).",
+        ),
     ] = False,
     pretrained: Annotated[
         bool, typer.Option("--pretrained", help="Export a model's ImageNet classifier.")
