@@ -176,17 +176,13 @@ def _zoo_files(classifier: Classifier, folder: Path) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, folder / WEIGHTS_FILE, metadata={"format": "pt"})
     head = classifier.spec.head if classifier.spec else None
-    cfg = data_config(spec)
     config = {
         "architecture": meta["model"],
         "num_classes": len(classes),
         **_num_features(model, head),
         "label_names": classes,
         "pretrained_cfg": {
-            **cfg,
-            "input_size": list(cfg["input_size"]),
-            "mean": list(spec.mean),
-            "std": list(spec.std),
+            **data_config(spec),
             "num_classes": len(classes),
             **({"classifier": head} if head else {}),
         },
