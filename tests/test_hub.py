@@ -19,6 +19,7 @@ from zoo import weights
 from zoo.channels import grey_input, sum_first_conv
 from zoo.errors import ZooError
 from zoo.serving.export import example_input
+from zoo.serving.hub import facts
 from zoo.serving.hub_load import check_folder
 from zoo.serving.inference import Classifier
 from zoo.training.config import TrainConfig
@@ -108,7 +109,8 @@ def test_a_lenet_export_and_its_card(zoo_cli, registry, trained, tmp_path):
     network()(10).load_state_dict(files, strict=True)  # the tutorial's class, strictly
     config = json.loads((out / "config.json").read_text())
     assert config["architecture"] == "lenet" and config["num_features"] == 84
-    assert config["zoo"] == {k: v for k, v in meta.items() if k != "unknown"}
+    assert config["zoo"] == {k: v for k, v in meta.items() if k not in ("unknown", "data")}
+    assert str(trained.parent) not in json.dumps(config)  # no local path is published
     card = (out / "README.md").read_text()
     head = front_matter(card)
     assert head["library_name"] == "pytorch" and head["license"] == "other"
@@ -117,8 +119,11 @@ def test_a_lenet_export_and_its_card(zoo_cli, registry, trained, tmp_path):
     assert result["metrics"][0]["value"] == meta["metrics"]["test_accuracy"]
     metrics, calibration = meta["metrics"], meta["calibration"]
     assert f"| test accuracy | {metrics['test_accuracy']:.2%} " in card
-    for name, value in metrics["per_class_accuracy"].items():
-        assert f"| {name} | {value:.2%} |" in card
+    for name, row in metrics["per_class"].items():
+        scores = " | ".join(f"{row[k]:.2%}" for k in ("precision", "recall", "f1"))
+        assert f"| {name} | {scores} | {row['images']} |" in card
+        assert row["recall"] == pytest.approx(metrics["per_class_accuracy"][name])
+    assert f"| training time | {metrics['train_seconds']:.1f} s over 2 epochs" in card
     ece = f"{calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after"
     assert ece in card and f"| temperature | {calibration['temperature']:.3g} |" in card
     for method, rate in meta["explain"]["deletion_pass_rate"].items():
@@ -272,3 +277,18 @@ def test_a_failed_export_leaves_nothing_half_written(zoo_cli, trained, tmp_path)
     assert "--license is for --format hub" in one_line_error(
         zoo_cli(["export", str(trained), "--license", "mit"])
     )
+
+
+def test_the_published_facts_keep_no_local_path():
+    meta = {
+        "model": "lenet",
+        "dataset": "folder:/home/me/pets",
+        "data": {"dataset": "folder:/home/me/pets", "data_dir": "/home/me/data"},
+        "unknown": {"layer": "fc1"},
+        "settings": {"init_from": "~/runs/a.safetensors", "data_dir": None, "dataset": "hf:me/set"},
+    }
+    assert facts(meta) == {
+        "model": "lenet",
+        "dataset": "folder:pets",
+        "settings": {"init_from": "a.safetensors", "data_dir": None, "dataset": "hf:me/set"},
+    }

@@ -102,6 +102,12 @@ def _check_metrics(field: _Fields) -> None:
         field.number(f"metrics.{name}", 0, math.inf, whole=True)
     for name in field.kind("metrics.per_class_accuracy", dict, "an object") or {}:
         field.number(("metrics", "per_class_accuracy", name), 0, 1)
+    field.number("metrics.train_seconds", 0, math.inf)
+    for name in field.kind("metrics.per_class", dict, "an object") or {}:
+        if field.kind(("metrics", "per_class", name), dict, "an object") is not None:
+            for score in ("precision", "recall", "f1"):
+                field.number(("metrics", "per_class", name, score), 0, 1)
+            field.number(("metrics", "per_class", name, "images"), 0, math.inf, whole=True)
 
 
 Where = str | tuple  # a field: "input.size", or its parts ("metrics", "per_class_accuracy", "7")

@@ -59,7 +59,7 @@ def model_card(
         _per_class(meta),
         _section("How sure, and why", facts.trust_rows(meta) + _trust_details(meta)),
         _explanations(meta),
-        _section("Training", facts.training_rows(meta.get("settings", {})) + _time(epochs)),
+        _section("Training", facts.training_rows(meta.get("settings", {})) + _time(meta, epochs)),
         _figures(figures),
         _usage(meta, config, timm),
         _limitations(meta),
@@ -120,13 +120,26 @@ def _data_rows(meta: dict[str, Any]) -> facts.Rows:
 
 
 def _per_class(meta: dict[str, Any]) -> str:
-    """Each class's test accuracy (its recall), where recorded."""
-    per_class = meta.get("metrics", {}).get("per_class_accuracy")
-    if not per_class:
+    """Each class's test precision, recall and F1 where recorded, else its accuracy (recall)."""
+    metrics = meta.get("metrics", {})
+    scores, accuracy = metrics.get("per_class"), metrics.get("per_class_accuracy")
+    if scores:
+        lines = ["| class | precision | recall | F1 | test images |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {_text(name)} | {_percent(row.get('precision'))} | {_percent(row.get('recall'))} "
+            f"| {_percent(row.get('f1'))} | {row.get('images', '-')} |"
+            for name, row in scores.items()
+        ]
+    elif accuracy:
+        lines = ["| class | test accuracy (recall) |", "| --- | --- |"]
+        lines += [f"| {_text(name)} | {_percent(value)} |" for name, value in accuracy.items()]
+    else:
         return ""
-    lines = ["| class | test accuracy (recall) |", "| --- | --- |"]
-    lines += [f"| {_text(name)} | {value:.2%} |" for name, value in per_class.items()]
     return "### Per class\n\n" + "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
 
 
 def _trust_details(meta: dict[str, Any]) -> facts.Rows:
@@ -163,7 +176,14 @@ def _explanations(meta: dict[str, Any]) -> str:
     return "### Explanation methods\n\n" + "\n".join(lines)
 
 
-def _time(epochs: list[dict[str, Any]] | None) -> facts.Rows:
+def _time(meta: dict[str, Any], epochs: list[dict[str, Any]] | None) -> facts.Rows:
+    """The run's wall-clock seconds to its last epoch where recorded, else its epochs' steps."""
+    seconds = meta.get("metrics", {}).get("train_seconds")
+    count = meta.get("metrics", {}).get("epochs_trained")
+    over = f" over {count} epochs" if isinstance(count, int) else ""
+    if isinstance(seconds, (int, float)):
+        wall = "wall clock, from the run's start to its last epoch"
+        return [("training time", f"{seconds:.1f} s{over} ({wall})")]
     if not epochs:
         return []
     seconds = sum(row.get("seconds") or 0.0 for row in epochs)

@@ -59,8 +59,35 @@ def default_folder(source: Path) -> Path:
 
 
 def facts(meta: dict[str, Any]) -> dict[str, Any]:
-    """The weights file's metadata as config.json's `zoo` key: all but the detector's entry."""
-    return {key: value for key, value in meta.items() if key != unknown.KEY}
+    """The weights file's metadata as config.json's `zoo` key, fit to publish: all but the
+    detector's entry and the local paths (where the data was read, `data`, goes; the path
+    options and a `NAME:PATH` dataset keep only the last name of their path)."""
+    from zoo.training.config import options
+
+    paths = {f.name for f in options() if f.metadata["path"]}
+    kept = {key: value for key, value in meta.items() if key not in (unknown.KEY, "data")}
+    if isinstance(kept.get("dataset"), str):
+        kept["dataset"] = _last_name(kept["dataset"])
+    if isinstance(kept.get("settings"), dict):
+        named = {*paths, "dataset"}
+        kept["settings"] = {
+            key: _last_name(value) if key in named and isinstance(value, str) else value
+            for key, value in kept["settings"].items()
+        }
+    return kept
+
+
+def _last_name(text: str) -> str:
+    """`folder:/home/me/pets` as `folder:pets`, `/home/me/a.safetensors` or `~/a.safetensors`
+    as `a.safetensors`; a name (`fashion-mnist`, `hf:user/set`) or relative path as it is."""
+    name, colon, path = text.partition(":")
+    if colon and _local(path):
+        return f"{name}:{Path(path).name}"
+    return Path(text).name if _local(text) else text
+
+
+def _local(path: str) -> bool:
+    return path.startswith(("/", "~"))
 
 
 def data_config(spec: InputSpec) -> dict[str, Any]:

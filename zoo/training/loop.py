@@ -702,6 +702,8 @@ class _Run:
                 "patience": config.stop_after,
                 **({"time_budget": self.budget_metrics()} if self.plan else {}),
                 "per_class_accuracy": per_class,
+                "per_class": analysis.scores_by_class(confusion, data.classes),
+                "train_seconds": timing["epochs_done"],
             },
             "data": recorded_data(config, data.source),
             "settings": asdict(config),

@@ -42,6 +42,20 @@ def per_class_scores(confusion: torch.Tensor, classes: list[str]) -> list[dict[s
     return rows
 
 
+def scores_by_class(confusion: torch.Tensor, classes: list[str]) -> dict[str, dict[str, Any]]:
+    """`per_class_scores` by class name, as the weights file records them: precision, recall,
+    F1 (None where undefined) and the number of test images."""
+    return {
+        row["class"]: {
+            "precision": row["precision"],
+            "recall": row["recall"],
+            "f1": row["f1"],
+            "images": row["support"],
+        }
+        for row in per_class_scores(confusion, classes)
+    }
+
+
 def confused_pairs(
     confusion: torch.Tensor, classes: list[str], k: int = PAIRS
 ) -> list[dict[str, Any]]:
