@@ -43,6 +43,19 @@ class Net(nn.Module):
         return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
 
 
+class CifarNet(nn.Module):
+    """Seed 000's CIFAR-10 network, as the tutorial writes it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 5)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+
 def seed_vgg16() -> nn.Module:
     """Seed 002's VGG16 transfer model, built as the tutorial builds it."""
     model = torchvision.models.vgg16()
@@ -68,6 +81,7 @@ def lite0() -> nn.Module:
 
 
 BARE = {
+    "cifar-cnn": CifarNet,
     "resnet18": lambda: torchvision.models.resnet18(num_classes=10),
     "vgg16": seed_vgg16,
     "timm/tf_efficientnet_lite0": lambda: timm.create_model(
