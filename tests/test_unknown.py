@@ -129,3 +129,16 @@ def test_detector_views_are_stored_and_checked(fashion_weights):
     tensors["unknown.statistics.precision"] = torch.eye(3)  # what from_file checks itself
     with pytest.raises(ZooError, match=r"statistics view has means \(10, 5\) and precision"):
         UnknownDetector.from_file(meta, tensors)
+
+
+@pytest.mark.parametrize(("n", "d", "rank"), [(500, 20, 20), (60, 100, 100), (300, 40, 5)])
+def test_ledoit_wolf_precision_is_scikit_learns(n, d, rank):
+    from sklearn.covariance import LedoitWolf
+
+    from zoo.trust.unknown import ledoit_wolf_precision
+
+    generator = torch.Generator().manual_seed(n)
+    x = torch.randn(n, rank, generator=generator) @ torch.randn(rank, d, generator=generator)
+    x = x + 3  # not centred
+    expected = torch.from_numpy(LedoitWolf().fit(x.double().numpy()).precision_)
+    assert torch.allclose(ledoit_wolf_precision(x), expected, rtol=1e-6, atol=1e-8)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from timm.models import group_parameters
 from torch import nn
 
 from zoo.specs import ModelSpec
@@ -40,6 +39,8 @@ def layer_decayed(
 
 def layers(model: nn.Module, spec: ModelSpec) -> dict[str, int]:
     """Each parameter's layer, 0 nearest the input; the head's the highest."""
+    from timm.models import group_parameters  # timm brings torchvision: imported when used
+
     matcher = getattr(model, "group_matcher", None)
     if matcher is not None:
         layer_of = group_parameters(model, matcher(coarse=False), reverse=True)

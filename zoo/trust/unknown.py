@@ -1,6 +1,6 @@
 """The "unknown" answer: inputs unlike the training data, told apart by Mahalanobis distances
 to the nearest class mean, under class-conditional Gaussians with one shared covariance per
-view (Lee et al., 2018; the covariance estimated with scikit-learn's Ledoit-Wolf shrinkage).
+view (Lee et al., 2018; the covariance shrunk as Ledoit and Wolf do, in scikit-learn's closed form).
 An input is unknown when any view finds it farther than nearly all held-out in-distribution
 images.
 
@@ -89,6 +89,25 @@ def image_views(batch: torch.Tensor) -> dict[str, torch.Tensor]:
     return {name: VIEWS[name](batch).cpu() for name in IMAGE_VIEWS}
 
 
+def ledoit_wolf_precision(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of the Ledoit-Wolf shrunk covariance of the rows of `x` (N, D), in float64:
+    scikit-learn's `LedoitWolf().fit(x).precision_`, its closed form (`ledoit_wolf_shrinkage`)
+    written in torch, because importing scikit-learn costs a run 140 MB and seconds."""
+    x = x.double()
+    x = x - x.mean(0)
+    n, d = x.shape
+    covariance = x.T @ x / n
+    squares = x * x
+    trace = squares.sum(0) / n  # the covariance's diagonal
+    mu = trace.sum() / d
+    spread = (covariance**2).sum()
+    beta = ((squares.T @ squares).sum() / n - spread) / (d * n)
+    delta = (spread - 2 * mu * trace.sum() + d * mu**2) / d
+    shrinkage = float(min(beta, delta) / delta) if delta > 0 and beta != 0 else 0.0
+    shrunk = (1 - shrinkage) * covariance + shrinkage * mu * torch.eye(d, dtype=x.dtype)
+    return torch.linalg.pinv(shrunk, hermitian=True)
+
+
 @dataclass
 class Gaussians:
     """Class means (K, D) and a shared precision (D, D) of one view, and its threshold."""
@@ -101,8 +120,6 @@ class Gaussians:
     def fit(cls, features: torch.Tensor, labels: torch.Tensor) -> Gaussians:
         """The class means of `features` (N, D) and the Ledoit-Wolf precision of their
         deviations from them."""
-        from sklearn.covariance import LedoitWolf
-
         features, labels = features.float().flatten(1).cpu(), labels.cpu()
         classes = int(labels.max()) + 1
         means = torch.stack(
@@ -111,8 +128,7 @@ class Gaussians:
                 for c in range(classes)
             ]
         )
-        centred = (features - means[labels]).double().numpy()
-        precision = torch.from_numpy(LedoitWolf().fit(centred).precision_).float()
+        precision = ledoit_wolf_precision(features - means[labels]).float()
         return cls(means, precision)
 
     def distances(self, features: torch.Tensor) -> torch.Tensor:
