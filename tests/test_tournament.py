@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -25,7 +26,12 @@ def test_a_pretrained_backbone_ranks_above_itself_from_scratch(zoo_cli):
     assert [(e["model"], e["pretrained"]) for e in skipped] == [("lenet", True)]
     assert skipped[0]["error"] == "model 'lenet' has no pretrained weights"
     assert entries[0]["parameters"] > 3_000_000 and entries[0]["image_size"] == 32
-    table = zoo_cli(f"{args} --threads 1")  # the same, as a table
+    best = entries[0]
+    assert best["held_out"] == 100  # the tenth of the 1,000 held out, as zoo train holds it
+    assert best["standard_error"] == pytest.approx(
+        (best["accuracy"] * (1 - best["accuracy"]) / 100) ** 0.5
+    )
+    table = zoo_cli(f"tournament fashion-mnist -m {LITE0} --limit 1000 --image-size 32 --threads 1")
     assert table.code == 0 and table.out.splitlines()[0].split()[:3] == ["rank", "model", "probe"]
     last = table.out.strip().splitlines()[-1]
     assert last == f"next: zoo train {LITE0} -d fashion-mnist --pretrained --image-size 32"
@@ -49,3 +55,18 @@ def test_a_tournament_without_a_pretrained_candidate_says_so(zoo_cli):
     assert result.code == 1, result.out
     assert "model 'cifar-cnn' has no pretrained weights" in " ".join(result.out.split())
     assert result.err == "error: no candidate could be probed (see the notes)\n"
+
+
+def test_a_close_call_is_named_and_a_clear_win_is_not():
+    from zoo.training.tournament import Entry, close_call, ranked
+
+    lite0 = Entry("timm/tf_efficientnet_lite0", True, 48, accuracy=0.836, held_out=1000)
+    lite1 = Entry("timm/tf_efficientnet_lite1", True, 48, accuracy=0.835, held_out=1000)
+    lite2 = Entry("timm/tf_efficientnet_lite2", True, 48, accuracy=0.78, held_out=1000)
+    scratch = Entry("timm/tf_efficientnet_lite0", False, 48, accuracy=0.835, held_out=1000)
+    assert close_call(ranked([lite2, lite1, lite0])) == (lite0, lite1)
+    assert close_call(ranked([lite2, lite0, scratch])) is None  # scratch rows are references
+    assert close_call(ranked([lite0])) is None
+    # 2 standard errors of the difference of 83.6% and 80% on 1,000 images: 3.4 points
+    assert close_call(ranked([lite0, replace(lite1, accuracy=0.800)])) is None
+    assert close_call(ranked([lite0, replace(lite1, accuracy=0.806)])) is not None

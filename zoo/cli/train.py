@@ -251,13 +251,15 @@ def tournament(
     ]
     entries = contest.ranked(entries)
     if as_json:
-        print(json.dumps([asdict(entry) for entry in entries], indent=2))
+        found = [asdict(e) | {"standard_error": e.standard_error} for e in entries]
+        print(json.dumps(found, indent=2))
         return
     rows = [
         {
             "rank": str(rank) if entry.accuracy is not None else "-",
             "model": entry.model + ("" if entry.pretrained else " (scratch)"),
             "probe": f"{entry.accuracy:.2%}" if entry.accuracy is not None else "",
+            "±": f"{entry.standard_error:.1%}" if entry.standard_error is not None else "",
             "seconds": f"{entry.seconds:.0f}",
             "params": f"{entry.parameters / 1e6:.1f}M" if entry.parameters else "",
             "size": str(entry.image_size),
@@ -269,6 +271,13 @@ def tournament(
     winner = next((e for e in entries if e.accuracy is not None and e.pretrained), None)
     if winner is None:
         raise ZooError("no candidate could be probed (see the notes)")
+    tie = contest.close_call(entries)
+    if tie:
+        out.print(
+            f"{tie[0].model} and {tie[1].model} are within the probe's noise "
+            f"({contest.NOISE:g} standard errors on {tie[0].held_out:,} held-out images): "
+            "fine-tuned, they may rank the other way; try both"
+        )
     size_option = f" --image-size {image_size}" if image_size else ""
     out.print(f"next: zoo train {winner.model} -d {dataset} --pretrained{size_option}")
 

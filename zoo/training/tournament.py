@@ -5,10 +5,15 @@ them: the held-out tenth set aside) and a linear probe (scikit-learn's multinomi
 regression, on standardised features) is fitted on what its head would receive; candidates are
 ranked by the probe's accuracy on the held-out images. The test split is not touched: it stays
 for the run the winner then gets.
+
+A probe ranks features, not fine-tunes: where the runner-up is within the probe's noise of the
+winner (`NOISE` standard errors of the difference of two accuracies on as many held-out
+images), the ranking between them says nothing, and `close_call` names the pair.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 
@@ -26,6 +31,7 @@ from zoo.trust.introspect import parameter_count
 from zoo.trust.metrics import image_batches
 
 PROBE_ITERATIONS = 300  # L-BFGS's, enough for 10 classes of a few thousand features
+NOISE = 2.0  # standard errors: two accuracies closer than this are a tie
 
 
 @dataclass
@@ -38,7 +44,15 @@ class Entry:
     accuracy: float | None = None
     seconds: float = 0.0
     parameters: int | None = None
+    held_out: int | None = None  # the images the accuracy is measured on
     error: str | None = None
+
+    @property
+    def standard_error(self) -> float | None:
+        """The binomial standard error of the probe's accuracy."""
+        if self.accuracy is None or not self.held_out:
+            return None
+        return math.sqrt(self.accuracy * (1 - self.accuracy) / self.held_out)
 
 
 def candidates(registry: Registry, patterns: list[str]) -> list[ModelSpec]:
@@ -88,6 +102,7 @@ def probe(
         if x is None or v is None:
             raise ZooError(f"{spec.name}'s head is not its last step on one tensor")
         entry.accuracy = _fit_probe(x, train.train_labels, v, held_labels)
+        entry.held_out = len(held_labels)
         entry.parameters = parameter_count(model)
     except (ZooError, RuntimeError, ValueError) as error:
         entry.error = str(error).splitlines()[0]
@@ -112,3 +127,14 @@ def _fit_probe(
 def ranked(entries: list[Entry]) -> list[Entry]:
     """Entries by probe accuracy, best first; those without one last."""
     return sorted(entries, key=lambda e: (e.accuracy is None, -(e.accuracy or 0.0)))
+
+
+def close_call(entries: list[Entry]) -> tuple[Entry, Entry] | None:
+    """The winner and the runner-up among the `ranked` pretrained entries when their
+    accuracies differ by less than `NOISE` standard errors of the difference; else None."""
+    probed = [e for e in entries if e.accuracy is not None and e.pretrained]
+    if len(probed) < 2:
+        return None
+    first, second = probed[:2]
+    spread = math.hypot(first.standard_error or 0.0, second.standard_error or 0.0)
+    return (first, second) if first.accuracy - second.accuracy < NOISE * spread else None
