@@ -123,7 +123,7 @@ def test_a_lenet_export_and_its_card(zoo_cli, registry, trained, tmp_path):
         scores = " | ".join(f"{row[k]:.2%}" for k in ("precision", "recall", "f1"))
         assert f"| {name} | {scores} | {row['images']} |" in card
         assert row["recall"] == pytest.approx(metrics["per_class_accuracy"][name])
-    assert f"| training time | {metrics['train_seconds']:.1f} s over 2 epochs" in card
+    assert f"| training time | {meta['timing']['epochs_done']:.1f} s over 2 epochs" in card
     ece = f"{calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after"
     assert ece in card and f"| temperature | {calibration['temperature']:.3g} |" in card
     for method, rate in meta["explain"]["deletion_pass_rate"].items():

@@ -54,6 +54,8 @@ def check(path: Any, meta: dict[str, Any]) -> dict[str, Any]:
     _check_input(field)
     field.number("source_size", 1, MAX_SOURCE_SIZE, whole=True)
     _check_metrics(field)
+    for name in field.kind("timing", dict, "an object") or {}:
+        field.number(("timing", name), 0, math.inf)
     field.kind("settings", dict, "an object")
     if field.kind("calibration", dict, "an object"):
         field.number("calibration.temperature", *TEMPERATURE)
@@ -102,7 +104,6 @@ def _check_metrics(field: _Fields) -> None:
         field.number(f"metrics.{name}", 0, math.inf, whole=True)
     for name in field.kind("metrics.per_class_accuracy", dict, "an object") or {}:
         field.number(("metrics", "per_class_accuracy", name), 0, 1)
-    field.number("metrics.train_seconds", 0, math.inf)
     for name in field.kind("metrics.per_class", dict, "an object") or {}:
         if field.kind(("metrics", "per_class", name), dict, "an object") is not None:
             for score in ("precision", "recall", "f1"):

@@ -178,7 +178,7 @@ def _explanations(meta: dict[str, Any]) -> str:
 
 def _time(meta: dict[str, Any], epochs: list[dict[str, Any]] | None) -> facts.Rows:
     """The run's wall-clock seconds to its last epoch where recorded, else its epochs' steps."""
-    seconds = meta.get("metrics", {}).get("train_seconds")
+    seconds = meta.get("timing", {}).get("epochs_done")
     count = meta.get("metrics", {}).get("epochs_trained")
     over = f" over {count} epochs" if isinstance(count, int) else ""
     if isinstance(seconds, (int, float)):

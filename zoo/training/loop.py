@@ -703,10 +703,10 @@ class _Run:
                 **({"time_budget": self.budget_metrics()} if self.plan else {}),
                 "per_class_accuracy": per_class,
                 "per_class": analysis.scores_by_class(confusion, data.classes),
-                "train_seconds": timing["epochs_done"],
             },
             "data": recorded_data(config, data.source),
             "settings": asdict(config),
+            "timing": dict(timing),  # seconds: to the last epoch's end, training, test, ...
             **fitted.meta,
         }
         if self.lr_test is not None:
