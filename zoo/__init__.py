@@ -39,7 +39,6 @@ from zoo.specs import (
 )
 
 if TYPE_CHECKING:
-    from zoo.api import list_models, load, model_spec
     from zoo.data.splits import ImageSplits, split_train_test
     from zoo.serving.pretrained import torchvision_model
     from zoo.util.catalog import cached as cached_catalog
