@@ -126,9 +126,9 @@ def prepare_data(root: Path, limit: int | None = None, source: Path = DEBIAN) ->
 
 @dataclass
 class Process:
-    """A finished process: when it started (epoch seconds), its wall seconds, peak RSS, log."""
+    """A finished process: when it ended (epoch seconds), its wall seconds, peak RSS, log."""
 
-    started: float
+    ended: float
     seconds: float
     peak_rss_mb: float
     log: str
@@ -138,26 +138,28 @@ def measured(command: list[str], threads: int, log: Path) -> Process:
     """`command` run to its end with `threads` threads, its stdout and stderr into `log`; its
     peak RSS from `os.wait4` (this process's own, or its largest child's)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    started, began = time.time(), time.perf_counter()
+    began = time.perf_counter()
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - began
+    seconds, ended = time.perf_counter() - began, time.time()
     process.returncode = os.waitstatus_to_exitcode(status)
     text = log.read_text()
     if process.returncode:
         tail = "\n".join(text.splitlines()[-15:])
         sys.exit(f"error: {' '.join(command[:3])} ... exited {process.returncode}:\n{tail}")
-    return Process(started, seconds, usage.ru_maxrss / 1024, text)
+    return Process(ended, seconds, usage.ru_maxrss / 1024, text)
 
 
 def seconds_to(process: Process, folder: Path, pattern: str) -> float:
     """Seconds from `process`'s start to the last change of the newest file in `folder` that
-    matches `pattern`: when its weights file was complete."""
+    matches `pattern`: when its weights file was complete. Counted back from the process's end,
+    so that only the wall clock's seconds after the file count (it may be stepped meanwhile:
+    it was, by a minute, in a run here)."""
     files = list(folder.glob(pattern))
     if not files:
         sys.exit(f"error: no {pattern} in {folder}")
-    return max(f.stat().st_mtime for f in files) - process.started
+    return process.seconds - (process.ended - max(f.stat().st_mtime for f in files))
 
 
 # -- the three tools --------------------------------------------------------------------------
