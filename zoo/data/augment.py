@@ -10,7 +10,9 @@ import torch.nn.functional as F
 
 def augment(x: torch.Tensor, generator: torch.Generator, flip: bool) -> torch.Tensor:
     """Shift each image of a prepared batch (N, C, H, W) by a random crop of it padded by H/8
-    (zeros, the mean colour after normalisation) and, with `flip`, mirror half of them.
+    (reflected, as airbench pads CIFAR-10: the border continues the image's own background,
+    where a constant would draw a frame on black or white ones) and, with `flip`, mirror half
+    of them.
 
     The random numbers come from the CPU `generator`, so a run is reproducible on any device.
     """
@@ -21,7 +23,7 @@ def augment(x: torch.Tensor, generator: torch.Generator, flip: bool) -> torch.Te
     cols = (shift[1] + torch.arange(w, device=x.device))[:, None, None, :]
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     channel = torch.arange(c, device=x.device)[None, :, None, None]
-    out = F.pad(x, (pad, pad, pad, pad))[batch, channel, rows, cols]
+    out = F.pad(x, (pad, pad, pad, pad), mode="reflect")[batch, channel, rows, cols]
     if flip:
         mirrored = (torch.rand(n, generator=generator) < 0.5).to(x.device).view(n, 1, 1, 1)
         out = torch.where(mirrored, out.flip(3), out)
