@@ -135,8 +135,10 @@ def plot_top_losses(
     n = len(images)
     columns = min(8, max(n, 1))
     rows = max(1, -(-n // columns))
-    figure = Figure(figsize=(1.6 * columns, 1.9 * rows + 0.4), layout="constrained")
+    height = 1.9 * rows + 0.4
+    figure = Figure(figsize=(1.6 * columns, height))  # a fixed grid: no layout solver to run
     grid = figure.subplots(rows, columns, squeeze=False)
+    figure.subplots_adjust(0.02, 0.02, 0.98, 1 - 0.55 / height, wspace=0.1, hspace=0.5)
     for i, axes in enumerate(grid.flat):
         axes.axis("off")
         if i >= n:
