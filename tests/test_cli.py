@@ -129,7 +129,8 @@ def test_train_lenet_writes_self_describing_weights(zoo_cli, tmp_path):
 
 def test_train_is_reproducible_with_a_seed(zoo_cli, tmp_path):
     for run in ("a", "b"):
-        assert zoo_cli(f"train lenet --epochs 1 --out {tmp_path} --run-name {run} -q").code == 0
+        args = f"--epochs 1 --threads 1 --channels-last --out {tmp_path} --run-name {run} -q"
+        assert zoo_cli(f"train lenet {args}").code == 0
     a, b = (tmp_path / "a.safetensors", tmp_path / "b.safetensors")
     with safe_open(str(a), framework="pt") as fa, safe_open(str(b), framework="pt") as fb:
         assert all((fa.get_tensor(k) == fb.get_tensor(k)).all() for k in fa.keys())  # noqa: SIM118

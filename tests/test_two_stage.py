@@ -21,9 +21,10 @@ from zoo.weights import read_meta
 
 TWO_STAGE_OPTIONS = {"strategy": TWO_STAGE, "head_epochs": 4, "epochs": 8, "limit": 100}
 TWO_STAGE_OPTIONS |= {"batch_size": 10, "patience": 0, "ema": 0.9}  # an average each stage
-TWO_STAGE_RUN = ["train", "lenet", "-q"] + [
+TWO_STAGE_RUN = ["train", "lenet", "-q", "--channels-last"] + [
     f"--{key.replace('_', '-')}={value}" for key, value in TWO_STAGE_OPTIONS.items()
 ]
+TWO_STAGE_OPTIONS["channels_last"] = True
 
 
 def rows_of(tmp_path, run: str) -> list[dict]:

@@ -63,6 +63,8 @@ def train_model(
     runs = Path(settings.pop("runs_dir", "runs"))
     config = TrainConfig.for_model(spec, **settings)
     run = settings.get("run_name") or default_run_name(spec.name, config.dataset)
+    import zoo.cli
+
     try:
         result = run_training(
             reg,
@@ -73,6 +75,7 @@ def train_model(
             resume=resume,
             progress=not quiet,
             given=settings,
+            started=zoo.cli.started,
         )
     except KeyboardInterrupt as interrupt:  # typer would swallow it silently
         err.print(f"interrupted: {escape(str(interrupt))}" if str(interrupt) else "interrupted")
@@ -106,11 +109,28 @@ def train_model(
             f"{t['validation']:.1f}, test {t['test']:.1f}, post-hoc fit {t['posthoc']:.1f}; "
             f"the whole run {result.seconds:.1f}"
         )
+        if not resume:  # a resumed run's seconds include its earlier processes'
+            out.print(_fixed_costs(t, result.seconds))
 
 
 def _features(timing: dict[str, float]) -> str:
     seconds = timing.get("features")
     return f"the frozen backbone's features {seconds:.1f}, " if seconds else ""
+
+
+def _fixed_costs(timing: dict[str, float], total: float) -> str:
+    """The run's seconds other than its training steps and features, by where they went."""
+    parts = {
+        "start-up and data": timing["start"],
+        "evaluation": timing["validation"] + timing["test"],
+        "post-hoc fit": timing["posthoc"],
+    }
+    parts["checkpoints, figures and files"] = (
+        total - timing["training"] - timing["features"] - sum(parts.values())
+    )
+    fixed = sum(parts.values())
+    shown = ", ".join(f"{name} {seconds:.1f}" for name, seconds in parts.items())
+    return f"fixed costs {fixed:.1f}s ({shown})"
 
 
 def _option_parameters(left_out: tuple[str, ...] = ()) -> list[inspect.Parameter]:

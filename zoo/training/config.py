@@ -82,6 +82,12 @@ class TrainConfig(TrainDefaults):
     )
     download: bool = option(False, "Fetch the data.", runtime=True)
     threads: int | None = option(None, "CPU threads [the fastest, measured].", runtime=True)
+    channels_last: bool | None = option(
+        None,
+        "Train in the channels_last memory format, or contiguous [the faster, measured].",
+        "--channels-last/--no-channels-last",
+        runtime=True,
+    )
     head_epochs: int | None = option(
         None,
         f"With --strategy {TWO_STAGE}: epochs of the head alone before --epochs of every layer "

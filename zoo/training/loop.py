@@ -14,6 +14,7 @@ evaluates and writes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import os
@@ -67,7 +68,7 @@ from zoo.trust.metrics import (
     logits_of,
     per_class_accuracy,
 )
-from zoo.util import threads
+from zoo.util import layout, threads
 from zoo.util.locks import exclusive
 from zoo.weights import load_fitting, save
 
@@ -107,6 +108,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     given: Iterable[str] = (),
+    started: float | None = None,
 ) -> TrainResult:
     """Fine-tune `spec`'s model as `config` says; write the weights to `out`.
 
@@ -115,9 +117,10 @@ def train(
     change). A new run touches `run_dir` only when it writes its first checkpoint, so a run
     that fails before leaves an earlier one as it was. Ctrl-C saves the checkpoint, then
     raises KeyboardInterrupt. A batch size that is the model's default, and not in `given`,
-    is capped for small datasets (`fit_batch_size`).
+    is capped for small datasets (`fit_batch_size`). The run's seconds count from `started`
+    (a `time.perf_counter()`: the command's start), else from this call.
     """
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     ctx = distributed.setup(config.device)
     try:
         with contextlib.ExitStack() as writing:
@@ -238,6 +241,8 @@ class _Run:
         self.epoch, self.step, self.seconds = saved["epoch"] if saved else 1, 0, 0.0
         self.before = 0.0  # seconds the run took in earlier processes (before --resume)
         self.features_seconds = 0.0
+        self.layout = torch.channels_last  # the images' memory format, timed for each stage
+        self.thread_limit = torch.get_num_threads()  # the most threads a stage may use
         self.mixing = None
         if config.mixup or config.cutmix:
             classes = len(self.data.classes)
@@ -272,8 +277,9 @@ class _Run:
 
     def _enter_stage(self, saved: dict[str, Any] | None = None) -> list[dict]:
         """Make the current stage's parameters trainable (the checkpoint's weights loaded into
-        them), its module and inputs (cached features for a frozen backbone), and its threads;
-        return its parameter groups, layer-decayed where asked."""
+        them), its module and inputs (cached features for a frozen backbone), the memory format
+        and the threads it trains fastest with; return its parameter groups, layer-decayed
+        where asked."""
         config, spec, device = self.config, self.spec, self.ctx.device
         groups = self.registry.finetune(spec, self.model, self.stage)
         if config.decay != 1:
@@ -287,12 +293,32 @@ class _Run:
             head_module(self.model, spec)
         )
         self.features_seconds += time.perf_counter() - began if self.on_features else 0.0
-        self.threads = threads.use(config.threads, self.module, self._example(), train=True)
+        example = self._example()
+        if not self.on_features:
+            self.layout = self._layout(example, saved)
+            self.module.to(memory_format=self.layout)
+            example = example.contiguous(memory_format=self.layout)
+        limit = self.thread_limit
+        count = threads.use(config.threads, self.module, example, train=True, limit=limit)
+        self.threads = threads.watch(config.threads, count, limit, device)
         self.step_module = self.ctx.wrap(self.module)
         if config.compile:
             self.step_module = torch.compile(self.step_module)
         self.ema = WeightAverage(self.module, config.ema) if config.ema else None
         return groups
+
+    def _layout(self, example: torch.Tensor, saved: dict[str, Any] | None) -> torch.memory_format:
+        """The memory format the images train in: --channels-last's; the checkpoint's, so that
+        a resumed run computes as the uninterrupted one; channels_last under torchrun, whose
+        processes must agree; else the faster for this model, timed."""
+        chosen = self.config.channels_last
+        if chosen is None and saved is not None:
+            chosen = saved.get("channels_last")
+        if chosen is None and self.ctx.world > 1:
+            chosen = True
+        if chosen is None:
+            return layout.fastest(self.module, example)
+        return torch.channels_last if chosen else torch.contiguous_format
 
     @property
     def stage_start(self) -> int:
@@ -427,7 +453,8 @@ class _Run:
                 began = time.perf_counter()
                 steps = batches(self.train_x, order, config.batch_size, self.ctx.device, self.step)
                 for step, (index, x) in enumerate(steps, self.step):
-                    self._train_step(x, self.train_y[index], step)
+                    y = self.train_y[index]
+                    self.threads.run(functools.partial(self._train_step, x, y, step), len(y))
                     bar.advance(f"epoch {self.epoch}/{self.last_epoch}")
                     if self.ctx.any(stop.requested):
                         self.seconds += time.perf_counter() - began
@@ -471,7 +498,7 @@ class _Run:
         against (with mixup or cutmix, each mixed image's dominant one)."""
         config = self.config
         if not self.on_features:
-            x = self._model_input(x, step)
+            x = self._model_input(x, step).contiguous(memory_format=self.layout)
         target = y
         if self.mixing is not None:
             mixing = _generator(config.seed, self.epoch, step, self.ctx.rank, MIXING)
@@ -549,11 +576,13 @@ class _Run:
                 "images_per_s": seen / self.seconds if self.seconds else None,
                 "seconds": self.seconds,
                 "val_seconds": time.perf_counter() - began,
-                "threads": self.threads,
+                "threads": self.threads.current,  # at the epoch's end
+                "thread_checks": self.threads.checks,  # re-checks during the epoch
+                "channels_last": self.layout == torch.channels_last and not self.on_features,
                 "strategy": "head" if epoch <= self.config.head_stage else self.config.strategy,
             }
         )
-        self.seconds = 0.0
+        self.seconds, self.threads.checks = 0.0, []
         shown = f" validation accuracy {accuracy:.2%}" if accuracy is not None else ""
         bar.advance(f"epoch {epoch}/{self.last_epoch} loss {loss_sum / seen:.3f}{shown}", 0)
 
@@ -614,6 +643,7 @@ class _Run:
             "rng": rng_state(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "plan": self.plan.to_dict() if self.plan is not None else None,
+            "channels_last": None if self.on_features else self.layout == torch.channels_last,
         }
         if not self.fresh:
             return save_checkpoint(self.run_dir / FILENAME, state)
