@@ -24,7 +24,7 @@ debian-packages:
 test: setup debian-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --maxprocesses 4
 
 lint format:
 	$(BIN)/ruff check --fix .

@@ -93,6 +93,7 @@ def test_every_tab_is_photographed(browser, tour_server, tour_examples, size):
     before = page.locator("#latency textarea").input_value()
     draw_seven(page)
     expect(page.locator("#latency textarea")).not_to_have_value(before, timeout=20_000)
+    expect(page.locator("#looked img")).to_be_visible(timeout=20_000)  # the answer drawn too
     snap(page, f"draw-{size}")
 
     open_tab(page, "Compare")

@@ -58,7 +58,15 @@ def test_resume_takes_an_option_an_older_checkpoint_lacks_as_its_default():
 def test_resume_may_change_only_the_runtime_options():
     saved = asdict(TrainConfig(epochs=3))
     runtime = {f.name for f in fields(TrainConfig) if f.metadata["runtime"]}
-    assert runtime == {"device", "workers", "data_dir", "download", "compile", "threads"}
+    assert runtime == {
+        "device",
+        "workers",
+        "data_dir",
+        "download",
+        "compile",
+        "threads",
+        "channels_last",
+    }
     assert TrainConfig(epochs=3, threads=1).resumed(saved, given={"threads"}).threads == 1
     with pytest.raises(ZooError, match="--epochs 4"):
         TrainConfig(epochs=4).resumed(saved, given={"epochs"})

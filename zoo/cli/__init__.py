@@ -4,7 +4,6 @@ gradio) happen inside the commands that need them, so `zoo --help` starts fast."
 from __future__ import annotations
 
 import sys
-import time
 import warnings
 from typing import NoReturn
 
@@ -27,8 +26,6 @@ except ImportError:
 
 __all__ = ["app", "main"]
 
-started = time.perf_counter()  # when the running command began: each `main()` sets it
-
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     warn(str(message))
@@ -36,8 +33,6 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main() -> None:
     """The console script: runs the app, turning user errors into one line and exit code 1."""
-    global started
-    started = time.perf_counter()  # the CLI's own imports (about 0.1 s) are done by now
     warnings.showwarning = _show_warning
     try:
         code = app(standalone_mode=False)

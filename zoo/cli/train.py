@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from zoo.cli.app import JsonFlag, app, registry
+from zoo.cli.app import JsonFlag, app, registry, started
 from zoo.cli.output import err, out, print_table
 from zoo.errors import ZooError
 from zoo.training.config import TrainConfig, default_run_name, options
@@ -63,8 +63,6 @@ def train_model(
     runs = Path(settings.pop("runs_dir", "runs"))
     config = TrainConfig.for_model(spec, **settings)
     run = settings.get("run_name") or default_run_name(spec.name, config.dataset)
-    import zoo.cli
-
     try:
         result = run_training(
             reg,
@@ -75,7 +73,7 @@ def train_model(
             resume=resume,
             progress=not quiet,
             given=settings,
-            started=zoo.cli.started,
+            started=started(),
         )
     except KeyboardInterrupt as interrupt:  # typer would swallow it silently
         err.print(f"interrupted: {escape(str(interrupt))}" if str(interrupt) else "interrupted")
