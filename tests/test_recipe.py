@@ -61,6 +61,19 @@ def test_a_run_stops_when_the_validation_score_no_longer_improves(zoo_cli, tmp_p
     assert 0 < meta["last_epoch_test_accuracy"] <= 1  # the last epoch's, tested beside
 
 
+def test_the_default_patience_waits_for_the_rate_to_fall(registry):
+    spec = registry.model("lenet")
+    for patience, first_stop in ((None, 9), (3, 4)):  # the default: 3, from epoch 6 of 12
+        config = TrainConfig.for_model(spec, epochs=12, limit=200, patience=patience)
+        run = _Run(registry, spec, config, setup("cpu"), None, False, frozenset())
+        run.best = {"epoch": 1, "val_accuracy": 0.9, "val_loss": 0.3, "state": {}}
+        stops = []
+        for epoch in range(1, 13):
+            run.history.append({"epoch": epoch})
+            stops.append(run.stopped_early)
+        assert stops.index(True) + 1 == first_stop and config.schedule == "cosine"
+
+
 def test_patience_0_trains_every_epoch_and_resume_keeps_the_patience(zoo_cli, tmp_path):
     args = ["train", "lenet", "--epochs", "3", "--patience", "0", "--limit", "200", "-q"]
     assert zoo_cli([*args, *where(tmp_path, "z")]).code == 0

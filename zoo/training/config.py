@@ -103,7 +103,8 @@ class TrainConfig(TrainDefaults):
     patience: int | None = option(
         None,
         "Stop after N epochs without a better validation score; 0: never [a quarter of the "
-        f"epochs, at least {MIN_PATIENCE}, for runs of {PATIENCE_FROM} epochs or more].",
+        f"epochs, at least {MIN_PATIENCE}, for runs of {PATIENCE_FROM} epochs or more, counted "
+        "from the middle of a cosine or onecycle schedule at the earliest].",
         card="patience",
     )
     ema: float | None = option(

@@ -477,11 +477,17 @@ class _Run:
     @property
     def stopped_early(self) -> bool:
         """Whether `config.stop_after` epochs of every layer have passed without a better
-        validation score (known to rank 0, which evaluates)."""
-        patience = self.config.stop_after
+        validation score (known to rank 0, which evaluates). The default patience counts from
+        the middle of a decaying schedule (cosine, onecycle) at the earliest: the validation
+        score stalls while the rate is high and improves as it falls (LeNet on Fashion-MNIST,
+        30 epochs: stopped at epoch 12 with 88.4%, against 90.4-90.9% trained on)."""
+        config = self.config
+        patience = config.stop_after
         if patience is None or not self.history or self.best.get("val_accuracy") is None:
             return False
-        since = max(self.best["epoch"], self.config.head_stage)
+        since = max(self.best["epoch"], config.head_stage)
+        if config.patience is None and config.schedule != "constant":
+            since = max(since, (config.head_stage + self.last_epoch) // 2)
         return self.history[-1]["epoch"] - since >= patience
 
     def begin_epoch(self) -> None:
