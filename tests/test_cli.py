@@ -127,6 +127,21 @@ def test_train_lenet_writes_self_describing_weights(zoo_cli, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["lenet-digits.safetensors"]
 
 
+def test_train_reports_its_fixed_costs_by_where_they_went(zoo_cli, tmp_path):
+    result = zoo_cli(f"train lenet --epochs 2 --limit 300 --out {tmp_path} -q")
+    assert result.code == 0, result.err
+    whole = float(re.search(r"the whole run ([\d.]+)", result.out).group(1))
+    training = float(re.search(r"training ([\d.]+)", result.out).group(1))
+    line = next(line for line in result.out.splitlines() if line.startswith("fixed costs"))
+    fixed = float(re.match(r"fixed costs ([\d.]+)s", line).group(1))
+    parts = dict(re.findall(r"([a-z, -]+?) (-?[\d.]+)", line.split("(", 1)[1]))
+    names = ["start-up and data", "evaluation", "post-hoc fit", "checkpoints, figures and files"]
+    assert [name.strip(", ") for name in parts] == names
+    assert all(float(seconds) >= 0 for seconds in parts.values())
+    assert fixed == pytest.approx(sum(map(float, parts.values())), abs=0.25)
+    assert fixed + training == pytest.approx(whole, abs=0.25)
+
+
 def test_train_is_reproducible_with_a_seed(zoo_cli, tmp_path):
     for run in ("a", "b"):
         args = f"--epochs 1 --threads 1 --channels-last --out {tmp_path} --run-name {run} -q"

@@ -265,7 +265,9 @@ class _Run:
         self.tally = torch.zeros(3, device=ctx.device)  # loss sum, correct, images
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}  # the best epoch on the validation subset, its weights
-        self.timing: dict[str, float] = {"start": time.perf_counter() - self.started}
+        # seconds to the first step: start-up, data, model (a frozen backbone's features apart)
+        start = time.perf_counter() - self.started - self.features_seconds
+        self.timing: dict[str, float] = {"start": start}
         self.accuracy = 0.0
         if saved:
             self._restore(saved)
