@@ -34,7 +34,7 @@ from zoo.specs import InputSpec
 SMALL_STEP_S = 0.1  # a step at 1 thread shorter than this marks a small model: it is timed
 TRIALS = 5  # timed steps per candidate, interleaved; the median counts
 WINDOW = 16  # steps whose median sets the pace a re-check is judged against
-SLOW = 2.0  # recent steps this many times slower than that pace start a re-check
+SLOW = 2.0  # steps this many times slower than the pace start a re-check; than the best: dropped
 RECENT = 4  # the steps whose median counts as recent
 COOL_DOWN = 20  # after a re-check, none for this many times its own seconds
 RETRY_S = 30.0  # training seconds, after falling back, before the first choice is tried again
@@ -66,9 +66,9 @@ def _timed(step: Callable[[], object], threads: int) -> float:
 
 def fastest(step: Callable[[], object], counts: list[int], default: int) -> int:
     """The thread count among `counts` at which `step` runs fastest: the median of TRIALS
-    calls each, interleaved so that a change of load hits every count alike; a count twice as
-    slow as the best is dropped early. `default` if a step at 1 thread takes SMALL_STEP_S or
-    more (a large model: its operators are big enough to use every core)."""
+    calls each, interleaved so that a change of load hits every count alike; a count `SLOW`
+    times slower than the best is dropped early. `default` if a step at 1 thread takes
+    SMALL_STEP_S or more (a large model: its operators are big enough to use every core)."""
     previous = torch.get_num_threads()
     try:
         _timed(step, 1)  # warm-up
@@ -80,11 +80,22 @@ def fastest(step: Callable[[], object], counts: list[int], default: int) -> int:
         for _ in range(TRIALS):
             for n in list(times):
                 times[n].append(_timed(step, n))
-            best = min(statistics.median(t) for t in times.values())
-            times = {n: t for n, t in times.items() if statistics.median(t) <= 2 * best}
+            slow = too_slow(medians(times))
+            times = {n: t for n, t in times.items() if n not in slow}
     finally:
         torch.set_num_threads(previous)
     return min(times, key=lambda n: statistics.median(times[n]))
+
+
+def medians(times: dict[int, list[float]]) -> dict[int, float]:
+    """The median of each count's timed steps (counts not yet timed left out)."""
+    return {n: statistics.median(t) for n, t in times.items() if t}
+
+
+def too_slow(timed: dict[int, float]) -> set[int]:
+    """The counts whose median is more than `SLOW` times the best: not worth timing again."""
+    best = min(timed.values())
+    return {n for n, m in timed.items() if m > SLOW * best}
 
 
 def choose(model: nn.Module, example: torch.Tensor, train: bool, limit: int | None = None) -> int:
@@ -203,12 +214,11 @@ class ThreadWatch:
         if self._queue:
             self._queue.pop(0)
             self._trials[count].append(seconds)
-            medians = {n: statistics.median(t) for n, t in self._trials.items() if t}
-            best = min(medians.values())
-            slow = {n for n, m in medians.items() if m > SLOW * best}  # no need to try again
+            timed = medians(self._trials)
+            slow = too_slow(timed)
             self._queue = [n for n in self._queue if n not in slow]
             if len(set(self._queue)) < 2:
-                self._decide(medians)
+                self._decide(timed)
             return
         self._recent.append(seconds)
         if self._pace is None:
@@ -224,16 +234,16 @@ class ThreadWatch:
             self._trials = {n: [] for n in self.counts}
             self._began = now
 
-    def _decide(self, medians: dict[int, float]) -> None:
+    def _decide(self, timed: dict[int, float]) -> None:
         self._queue = []
-        best = min(medians, key=medians.__getitem__)
+        best = min(timed, key=timed.__getitem__)
         now = self.clock()
         self.checks.append(
             {
                 "step": self.steps,
                 "from": self.current,
                 "to": best,
-                "seconds_per_image": {str(n): m for n, m in medians.items()},
+                "seconds_per_image": {str(n): m for n, m in timed.items()},
             }
         )
         if best < self.chosen:
