@@ -164,6 +164,7 @@ def _offline(args: list[str], home: Path) -> tuple[subprocess.CompletedProcess, 
         "HOME": str(home),
         "ZOO_CACHE": str(home / "zoo"),
         "ZOO_DATA": str(home / "data"),
+        "ZOO_RUNS_DIR": str(home / "runs"),  # not the repository's runs/
         "HF_HOME": str(home / "hf"),
         "TORCH_HOME": str(home / "torch"),
         "OMP_NUM_THREADS": "1",
