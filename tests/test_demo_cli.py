@@ -94,6 +94,34 @@ def test_demo_starts_and_serves_without_the_network(registry, tmp_path, lenet_we
     assert any(event == "socket.connect" for event, _ in made)  # the recording works
 
 
+def test_zoo_demo_serves_its_page_and_stops_on_ctrl_c(lenet_weights, free_port):
+    """The real command: the page answers while the default model loads behind it, and
+    Ctrl-C (SIGINT) ends the process."""
+    import signal
+    import subprocess
+    import time
+
+    command = [sys.executable, "-m", "zoo", "demo", "--weights-dir", str(lenet_weights.parent)]
+    process = subprocess.Popen([*command, "--port", str(free_port)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stderr.read().decode()
+            try:
+                page = httpx.get(f"http://127.0.0.1:{free_port}/")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "no page within 120 s"
+                time.sleep(0.1)
+        assert page.status_code == 200 and "zoo demo" in page.text
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=30)
+        assert code in (0, 130), process.stderr.read().decode()[-2000:]  # 130: before serving
+    finally:
+        process.kill()
+        process.wait()
+
+
 @pytest.mark.parametrize("address", [("127.0.0.1", 80), ("::1", 80, 0, 0), "localhost", b"::1"])
 def test_is_local(address):
     assert is_local(address)

@@ -779,3 +779,23 @@ def test_the_shelf_checks_a_file_once_and_lets_its_model_go_with_it(
     assert LENET not in shelf.names()
     gc.collect()
     assert model() is None  # freed with its file
+
+
+def test_warming_loads_the_default_model_once_and_never_fails_the_start(
+    registry, tmp_path, lenet_weights
+):
+    import shutil
+
+    from tests.malformed import write_malformed
+    from zoo.demo.shelf import WeightsShelf
+
+    shelf = WeightsShelf(registry, tmp_path)
+    shelf.warm()  # an empty folder: nothing to load, nothing raised
+    write_malformed(tmp_path, lenet_weights, ["vit-over-lenet"])
+    shelf.warm()  # only a file that cannot be used: left to say why when chosen
+    shutil.copy(lenet_weights, tmp_path / LENET)
+    shelf.warm()
+    assert shelf.default() == LENET
+    warmed = shelf.get(LENET)
+    shelf.warm()
+    assert shelf.get(LENET) is warmed  # loaded once, by the warm-up

@@ -13,6 +13,7 @@ from PIL import Image
 
 from zoo import weights
 from zoo.data.digits import load_digits
+from zoo.serving.imagenet import imagenet_classes
 
 DIGITS = 40
 
@@ -127,6 +128,7 @@ def test_pretrained_imagenet_weights_from_the_torchvision_cache(
     saved, meta = weights.read(out)
     categories = ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
     assert meta["classes"] == categories and len(categories) == 1000
+    assert imagenet_classes() == categories  # the copy zoo keeps, to start without torchvision
     assert meta["model"] == "resnet18" and meta["dataset"] == "imagenet"
     assert all(torch.equal(saved[key], value) for key, value in state.items())
 
