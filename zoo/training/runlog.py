@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from zoo.util.figures import save_png
+from zoo.util.figures import TWO_PANELS, save_png
 from zoo.util.files import atomic_write
 
 METRICS = "metrics.jsonl"
@@ -38,8 +38,9 @@ def plot_curves(
     from matplotlib.figure import Figure
 
     epochs = [row["epoch"] for row in history]
-    figure = Figure(figsize=(9, 3.6), layout="constrained")
+    figure = Figure(figsize=(9, 3.6))
     loss, accuracy = figure.subplots(1, 2)
+    figure.subplots_adjust(**TWO_PANELS)
     loss.plot(epochs, [row["loss"] for row in history], marker="o", label="train loss")
     loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     accuracy.plot(epochs, [row["train_accuracy"] for row in history], marker="o", label="train")

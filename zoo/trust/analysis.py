@@ -13,12 +13,15 @@ import torch.nn.functional as F
 
 from zoo.data.stream import pixels
 from zoo.trust import calibrate
-from zoo.util.figures import save_png
+from zoo.util.figures import DPI, TWO_PANELS, save_png
 
 RELIABILITY = "test-reliability.png"
 TOP_LOSSES = "test-top-losses.png"
 FIGURES = (RELIABILITY, TOP_LOSSES)
 GALLERY = 16  # images in the top-loss gallery
+TILE = 140  # pixels each image of the gallery is drawn at
+CELL = (160, 190, 40)  # pixels: a gallery cell's width and height, the title's band above
+CAPTION = 34  # pixels of a cell's two caption lines, above its image
 PAIRS = 10  # confused pairs listed
 
 
@@ -97,7 +100,8 @@ def plot_reliability(
     """Accuracy against confidence per bin, before and after the temperature."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(9, 4.2), layout="constrained")
+    figure = Figure(figsize=(9, 4.2))
+    figure.subplots_adjust(**TWO_PANELS)
     edges = torch.linspace(0, 1, calibrate.BINS + 1)
     centres, width = (edges[:-1] + edges[1:]) / 2, 1 / calibrate.BINS
     for axes, t, name in zip(
@@ -129,25 +133,36 @@ def plot_top_losses(
     classes: list[str],
     title: str,
 ) -> Path:
-    """The given uint8 (N, C, H, W) images with true label, prediction and its confidence."""
+    """The given uint8 (N, C, H, W) images with true label, prediction and its confidence,
+    each scaled to `TILE` pixels and placed on the figure as it is: no axes to lay out or draw
+    (16 of them took 0.3 s)."""
+    import numpy as np
     from matplotlib.figure import Figure
+    from PIL import Image
 
     n = len(images)
     columns = min(8, max(n, 1))
     rows = max(1, -(-n // columns))
-    height = 1.9 * rows + 0.4
-    figure = Figure(figsize=(1.6 * columns, height))  # a fixed grid: no layout solver to run
-    grid = figure.subplots(rows, columns, squeeze=False)
-    figure.subplots_adjust(0.02, 0.02, 0.98, 1 - 0.55 / height, wspace=0.1, hspace=0.5)
-    for i, axes in enumerate(grid.flat):
-        axes.axis("off")
-        if i >= n:
-            continue
-        image = images[i].permute(1, 2, 0).numpy()
-        axes.imshow(image[..., 0] if image.shape[2] == 1 else image, cmap="gray", vmin=0, vmax=255)
+    width, height = columns * CELL[0], rows * CELL[1] + CELL[2]
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    for i in range(n):
+        row, column = divmod(i, columns)
+        picture = Image.fromarray(images[i].permute(1, 2, 0).squeeze(2).numpy()).convert("RGB")
+        scale = TILE / max(picture.size)
+        shown = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+        sharp = Image.NEAREST if scale >= 1 else Image.BILINEAR  # small images stay pixelated
+        tile = np.asarray(picture.resize(shown, sharp))
+        top = height - CELL[2] - row * CELL[1]  # the cell's top edge, in pixels from the bottom
+        left = column * CELL[0]
+        figure.figimage(tile, left + (CELL[0] - shown[0]) // 2, top - CAPTION - shown[1])
         confidence, predicted = probabilities[i].max(0)
-        axes.set_title(
-            f"true {classes[labels[i]]}\npred {classes[predicted]} {confidence:.0%}", fontsize=8
+        figure.text(
+            (left + CELL[0] / 2) / width,
+            (top - 2) / height,
+            f"true {classes[labels[i]]}\npred {classes[predicted]} {confidence:.0%}",
+            ha="center",
+            va="top",
+            fontsize=8,
         )
     figure.suptitle(title)
     return save_png(figure, path)
