@@ -289,12 +289,14 @@ def tournament(
     winner = next((e for e in entries if e.accuracy is not None and e.pretrained), None)
     if winner is None:
         raise ZooError("no candidate could be probed (see the notes)")
-    tie = contest.close_call(entries)
-    if tie:
+    tied = contest.close_calls(entries)
+    if tied:
+        names = [entry.model for entry in tied]
+        order = "the other way; try both" if len(names) == 2 else "in any order; try them"
         out.print(
-            f"{tie[0].model} and {tie[1].model} are within the probe's noise "
-            f"({contest.NOISE:g} standard errors on {tie[0].held_out:,} held-out images): "
-            "fine-tuned, they may rank the other way; try both"
+            f"{', '.join(names[:-1])} and {names[-1]} are within the probe's noise "
+            f"({contest.NOISE:g} standard errors on {tied[0].held_out:,} held-out images): "
+            f"fine-tuned, they may rank {order}"
         )
     size_option = f" --image-size {image_size}" if image_size else ""
     out.print(f"next: zoo train {winner.model} -d {dataset} --pretrained{size_option}")

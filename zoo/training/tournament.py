@@ -6,9 +6,9 @@ regression, on standardised features) is fitted on what its head would receive; 
 ranked by the probe's accuracy on the held-out images. The test split is not touched: it stays
 for the run the winner then gets.
 
-A probe ranks features, not fine-tunes: where the runner-up is within the probe's noise of the
-winner (`NOISE` standard errors of the difference of two accuracies on as many held-out
-images), the ranking between them says nothing, and `close_call` names the pair.
+A probe ranks features, not fine-tunes: where others are within the probe's noise of the winner
+(`NOISE` standard errors of the difference of two accuracies on as many held-out images), the
+ranking among them says nothing, and `close_calls` names them all.
 """
 
 from __future__ import annotations
@@ -129,12 +129,17 @@ def ranked(entries: list[Entry]) -> list[Entry]:
     return sorted(entries, key=lambda e: (e.accuracy is None, -(e.accuracy or 0.0)))
 
 
-def close_call(entries: list[Entry]) -> tuple[Entry, Entry] | None:
-    """The winner and the runner-up among the `ranked` pretrained entries when their
-    accuracies differ by less than `NOISE` standard errors of the difference; else None."""
+def close_calls(entries: list[Entry]) -> list[Entry]:
+    """The winner among the `ranked` pretrained entries and every other one whose accuracy is
+    within `NOISE` standard errors of the difference from it, when there is one; else []."""
     probed = [e for e in entries if e.accuracy is not None and e.pretrained]
-    if len(probed) < 2:
-        return None
-    first, second = probed[:2]
-    spread = math.hypot(first.standard_error or 0.0, second.standard_error or 0.0)
-    return (first, second) if first.accuracy - second.accuracy < NOISE * spread else None
+    if not probed:
+        return []
+    first = probed[0]
+    tied = [
+        e
+        for e in probed[1:]
+        if first.accuracy - e.accuracy
+        < NOISE * math.hypot(first.standard_error or 0.0, e.standard_error or 0.0)
+    ]
+    return [first, *tied] if tied else []
