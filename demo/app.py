@@ -212,9 +212,9 @@ def build_app(
     max_parameters: int = DEFAULT_MAX_PARAMETERS,
     shelf: WeightsShelf | None = None,
 ) -> gr.Blocks:
-    """The demo's Blocks: weights from `weights_dir` (through `shelf`, if given), training
-    curves from `runs_dir` (default: runs/ beside the weights folder), example images cached
-    in `examples_dir`; no model above `max_parameters` is built."""
+    """The demo's Blocks: weights from `weights_dir`, training curves from `runs_dir`
+    (default: runs/ beside the weights folder), example images cached in `examples_dir`; no
+    model above `max_parameters` is built. A `shelf` given holds the folder and the budget."""
     weights_dir = Path(weights_dir)
     shelf = shelf or WeightsShelf(registry, weights_dir, max_parameters)
     runs_dir = Path(runs_dir) if runs_dir else weights_dir.absolute().parent / "runs"
@@ -231,7 +231,7 @@ def build_app(
         with gr.Tab("Models"):
             _models_tab(app, registry, shelf, runs_dir)
         with gr.Tab("Inspect"):
-            _inspect_tab(inspector.Inspector(registry, shelf.architectures, max_parameters))
+            _inspect_tab(inspector.Inspector(registry, shelf.architectures, shelf.max_parameters))
         with gr.Tab("Backprop"):
             _backprop_tab()
 

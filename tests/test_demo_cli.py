@@ -95,14 +95,15 @@ def test_demo_starts_and_serves_without_the_network(registry, tmp_path, lenet_we
 
 
 def test_zoo_demo_serves_its_page_and_stops_on_ctrl_c(lenet_weights, free_port):
-    """The real command: the page answers while the default model loads behind it, and
-    Ctrl-C (SIGINT) ends the process."""
+    """The real command: the page answers (with the budget given) while the default model
+    loads behind it, and Ctrl-C (SIGINT) ends the process."""
     import signal
     import subprocess
     import time
 
     command = [sys.executable, "-m", "zoo", "demo", "--weights-dir", str(lenet_weights.parent)]
-    process = subprocess.Popen([*command, "--port", str(free_port)], stderr=subprocess.PIPE)
+    options = ["--port", str(free_port), "--max-params", "5M"]
+    process = subprocess.Popen([*command, *options], stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -114,6 +115,7 @@ def test_zoo_demo_serves_its_page_and_stops_on_ctrl_c(lenet_weights, free_port):
                 assert time.monotonic() < deadline, "no page within 120 s"
                 time.sleep(0.1)
         assert page.status_code == 200 and "zoo demo" in page.text
+        assert "up to 5M parameters" in page.text  # the Inspect tab's budget is the option's
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=30)
         assert code in (0, 130), process.stderr.read().decode()[-2000:]  # 130: before serving
