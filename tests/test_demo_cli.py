@@ -110,8 +110,13 @@ def test_zoo_demo_serves_its_page_and_stops_on_ctrl_c(lenet_weights, free_port, 
     def said() -> str:
         return log.read_text()[-4000:]
 
+    def interruptible() -> None:  # a shell's background job starts with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     with log.open("w") as stderr:
-        process = subprocess.Popen([*command, *options], stderr=stderr, env=env)
+        process = subprocess.Popen(
+            [*command, *options], stderr=stderr, env=env, preexec_fn=interruptible
+        )
     try:
         deadline = time.monotonic() + 120
         while True:
