@@ -269,3 +269,36 @@ def test_train_writes_the_reliability_diagram_and_gallery(zoo_cli, tmp_path, mon
     assert {"test-confusion.png", "test-reliability.png", "test-top-losses.png"} <= names
     meta = weights.read_meta(tmp_path / "lenet-digits.safetensors")
     assert meta["unknown"]["layer"] == "fc1" and meta["unknown"]["held_out_images"] == 30
+
+
+@pytest.mark.parametrize(("shape", "grey"), [((3, 1, 8, 8), True), ((10, 3, 224, 160), False)])
+def test_the_top_loss_gallery_places_every_image_at_its_cell(tmp_path, shape, grey):
+    """Small grey images scaled up pixel-sharp, large colour ones down, each in its own cell
+    under its caption: the PNG is the cells' size, and each cell's image shows there."""
+    from zoo.trust import analysis
+
+    n = shape[0]
+    images = torch.zeros(shape, dtype=torch.uint8)
+    images[1::2] = 255  # every other image white, so its tile is found by colour
+    if grey:  # the first white one a checkerboard instead: scaled up, it must stay two-valued
+        images[1, 0] = torch.tensor([[(r + c) % 2 * 255 for c in range(8)] for r in range(8)])
+    probabilities = torch.full((n, 2), 0.5)
+    path = analysis.plot_top_losses(
+        tmp_path / "g.png", images, torch.zeros(n, dtype=torch.long), probabilities, ["a", "b"], "t"
+    )
+    picture = np.asarray(Image.open(path).convert("L"))
+    columns, rows = min(8, n), -(-n // 8)
+    width, height, band = analysis.CELL
+    assert picture.shape == (rows * height + band, columns * width)
+    for i in range(n):
+        row, column = divmod(i, columns)
+        # the middle of the image's place: under the caption, centred in the cell
+        tile_h = round(analysis.TILE * shape[2] / max(shape[2:]))
+        y = band + row * height + analysis.CAPTION + tile_h // 2
+        x = column * width + width // 2
+        if not (grey and i == 1):
+            assert picture[y, x] == (255 if i % 2 else 0), (i, picture[y, x])
+    if grey:  # 8 px at 140: blocks of black and white, no interpolated grey between them
+        top = band + analysis.CAPTION
+        board = picture[top : top + analysis.TILE, width + 10 : width + 150]  # image 1's tile
+        assert set(np.unique(board).tolist()) == {0, 255}
