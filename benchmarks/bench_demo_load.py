@@ -141,7 +141,7 @@ def main() -> None:
     if not WeightsShelf(registry, args.weights_dir).choices():
         args.weights_dir = train_lenet(registry)
     weights = args.weights or WeightsShelf(registry, args.weights_dir).choices()[0][1]
-    app = build_app(registry, args.weights_dir)
+    app = build_app(WeightsShelf(registry, args.weights_dir))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

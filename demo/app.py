@@ -204,19 +204,13 @@ def _backprop_tab() -> None:
 
 
 def build_app(
-    registry: Registry,
-    weights_dir: Path,
-    examples_dir: Path | None = None,
-    runs_dir: Path | None = None,
-    max_parameters: int = DEFAULT_MAX_PARAMETERS,
-    shelf: WeightsShelf | None = None,
+    shelf: WeightsShelf, examples_dir: Path | None = None, runs_dir: Path | None = None
 ) -> gr.Blocks:
-    """The demo's Blocks: weights from `weights_dir`, training curves from `runs_dir`
-    (default: runs/ beside the weights folder), example images cached in `examples_dir`; no
-    model above `max_parameters` is built. A `shelf` given holds the folder and the budget."""
-    weights_dir = Path(weights_dir)
-    shelf = shelf or WeightsShelf(registry, weights_dir, max_parameters)
-    runs_dir = Path(runs_dir) if runs_dir else weights_dir.absolute().parent / "runs"
+    """The demo's Blocks over `shelf` (its folder's weights, within its parameter budget):
+    training curves from `runs_dir` (default: runs/ beside the weights folder), example images
+    cached in `examples_dir`."""
+    registry = shelf.registry
+    runs_dir = Path(runs_dir) if runs_dir else shelf.folder.absolute().parent / "runs"
     examples_dir = Path(examples_dir or default_folder())
     examples = Examples(registry, examples_dir)
     uploads = Uploads([gr.utils.get_upload_folder(), examples_dir])
@@ -391,7 +385,7 @@ def launch(
         raise ZooError(f"weights folder {weights_dir} does not exist")
     check_port(host, port)
     shelf = WeightsShelf(registry, weights_dir, max_parameters)
-    app = build_app(registry, weights_dir, shelf=shelf)
+    app = build_app(shelf)
     try:
         serve(app, host, port, share, prevent_thread_lock=True)
         shelf.warm()  # the page is served meanwhile: the first answer will not wait for it

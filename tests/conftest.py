@@ -175,6 +175,7 @@ def demo_server(tmp_path_factory, lenet_weights, registry):
 
     from zoo import weights
     from zoo.demo.app import build_app, serve
+    from zoo.demo.shelf import WeightsShelf
 
     root = tmp_path_factory.mktemp("demo")
     weights_dir = root / "weights"
@@ -195,7 +196,7 @@ def demo_server(tmp_path_factory, lenet_weights, registry):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TORCH_HOME", str(torch_home))
         examples = tmp_path_factory.getbasetemp() / "demo-examples"  # written once a session
-        app = build_app(registry, weights_dir, examples_dir=examples)
+        app = build_app(WeightsShelf(registry, weights_dir), examples_dir=examples)
         port = _free_port()
         serve(app, port=port, prevent_thread_lock=True)
         try:

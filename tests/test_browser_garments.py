@@ -18,13 +18,14 @@ def garments_server(tmp_path_factory, registry, fashion_weights, lenet_weights):
     """The demo over the Fashion-MNIST LeNet and the digits LeNet, served in-process."""
     from tests.conftest import _free_port
     from zoo.demo.app import build_app, serve
+    from zoo.demo.shelf import WeightsShelf
 
     folder = tmp_path_factory.mktemp("garments") / "weights"
     folder.mkdir()
     for path in (fashion_weights, lenet_weights):
         shutil.copy(path, folder / path.name)
     examples = tmp_path_factory.getbasetemp() / "demo-examples"
-    app = build_app(registry, folder, examples_dir=examples)
+    app = build_app(WeightsShelf(registry, folder), examples_dir=examples)
     port = _free_port()
     serve(app, port=port, prevent_thread_lock=True)
     try:

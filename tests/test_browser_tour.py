@@ -25,6 +25,7 @@ def tour_server(tmp_path_factory, registry):
     LeNet trained on 20 images, served in-process on a free port."""
     from tests.conftest import _free_port
     from zoo.demo.app import build_app, serve
+    from zoo.demo.shelf import WeightsShelf
     from zoo.training.config import TrainConfig
     from zoo.training.loop import train
 
@@ -34,7 +35,9 @@ def tour_server(tmp_path_factory, registry):
         config = TrainConfig.for_model(spec, **options)
         out = root / "weights" / f"{run}.safetensors"
         train(registry, spec, config, out, run_dir=root / "runs" / run, progress=False)
-    app = build_app(registry, root / "weights", examples_dir=examples_dir(tmp_path_factory))
+    app = build_app(
+        WeightsShelf(registry, root / "weights"), examples_dir=examples_dir(tmp_path_factory)
+    )
     port = _free_port()
     serve(app, port=port, prevent_thread_lock=True)
     try:

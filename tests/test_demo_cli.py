@@ -76,10 +76,13 @@ def test_demo_on_a_busy_port_is_one_line(zoo_cli, lenet_weights, free_port):
 def test_demo_starts_and_serves_without_the_network(registry, tmp_path, lenet_weights, free_port):
     global _connections
     from zoo.demo.app import build_app, serve
+    from zoo.demo.shelf import WeightsShelf
 
     _connections = []
     try:
-        app = build_app(registry, lenet_weights.parent, examples_dir=tmp_path / "examples")
+        app = build_app(
+            WeightsShelf(registry, lenet_weights.parent), examples_dir=tmp_path / "examples"
+        )
         serve(app, port=free_port, prevent_thread_lock=True)
         try:
             page = httpx.get(f"http://127.0.0.1:{free_port}/")

@@ -747,7 +747,7 @@ def test_malformed_files_are_shown_unusable_and_the_rest_keeps_working(
     grown = _rss_mb() - before
     print(f"RSS +{grown:.0f} MB")  # parsing the million class names is most of it
     assert grown < 400  # nothing large was built: ViT-Large alone is 1.2 GB
-    build_app(registry, demo_server.weights_dir, examples_dir=demo_server.examples_dir)  # starts
+    build_app(WeightsShelf(registry, demo_server.weights_dir), demo_server.examples_dir)  # starts
 
 
 def test_the_shelf_checks_a_file_once_and_lets_its_model_go_with_it(

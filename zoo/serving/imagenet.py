@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from zoo.errors import ZooError
@@ -15,7 +16,12 @@ IMAGENET = "imagenet/"  # `imagenet/<model>` names a model's pretrained ImageNet
 def imagenet_classes() -> list[str]:
     """The 1000 ImageNet-1k class names, in the classifiers' order: torchvision's list, kept
     in a file beside this module because importing torchvision costs 1.2-1.7 s."""
-    return (Path(__file__).parent / "imagenet_classes.txt").read_text().splitlines()
+    return list(_imagenet_classes())
+
+
+@functools.cache
+def _imagenet_classes() -> tuple[str, ...]:  # read once: the demo asks at every page load
+    return tuple((Path(__file__).parent / "imagenet_classes.txt").read_text().splitlines())
 
 
 def imagenet_models(registry: Registry, here: bool = True) -> list[str]:
