@@ -73,8 +73,8 @@ def _models_tab(app: gr.Blocks, registry: Registry, shelf: WeightsShelf, runs_di
                         )
 
 
-def _inspect_tab(inspecting: inspector.Inspector) -> None:
-    names = inspecting.names()
+def _inspect_tab(app: gr.Blocks, inspecting: inspector.Inspector) -> None:
+    names = inspecting.listed()  # the weights files' models join on the page's load
     first = "lenet" if "lenet" in names else names[0]
     shown = inspecting.inspect(first)  # the tab opens on the tutorial's LeNet
     budget = f"{inspecting.max_parameters / 1e6:,.0f}M"
@@ -128,6 +128,7 @@ def _inspect_tab(inspecting: inspector.Inspector) -> None:
         found = inspecting.gradients(name, param)
         return found.before, found.after, found.summary
 
+    app.load(lambda: gr.Dropdown(inspecting.names()), None, model, api_visibility="undocumented")
     gr.on(
         [inspect_button.click, model.change],
         guarded(inspect),
@@ -224,7 +225,9 @@ def build_app(
         with gr.Tab("Models"):
             _models_tab(app, registry, shelf, runs_dir)
         with gr.Tab("Inspect"):
-            _inspect_tab(inspector.Inspector(registry, shelf.architectures, shelf.max_parameters))
+            _inspect_tab(
+                app, inspector.Inspector(registry, shelf.architectures, shelf.max_parameters)
+            )
         with gr.Tab("Backprop"):
             _backprop_tab()
 

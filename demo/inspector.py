@@ -111,9 +111,13 @@ class Inspector:
         self._built: OrderedDict[str, tuple[ModelSpec, nn.Module, threading.Lock]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def listed(self) -> list[str]:
+        """The models `zoo list` shows (no weights file read)."""
+        return [spec.name for spec in self.registry.find()]
+
     def names(self) -> list[str]:
         """The models on offer: `zoo list`'s, then the shelf's others, by name."""
-        listed = [spec.name for spec in self.registry.find()]
+        listed = self.listed()
         others = sorted(self.shelf_models() - set(listed))
         return [*listed, *(name for name in others if name in self.registry.models)]
 
@@ -137,7 +141,7 @@ class Inspector:
             return gradient_before_after(spec, model, parameter)
 
     def _model(self, name: Any) -> tuple[ModelSpec, nn.Module, threading.Lock]:
-        if not isinstance(name, str) or name not in self.names():
+        if not isinstance(name, str) or (name not in self.listed() and name not in self.names()):
             raise ZooError(f"no model {shown(str(name))!r}: choose one from the list")
         with self._lock:
             if name in self._built:

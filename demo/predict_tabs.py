@@ -154,10 +154,14 @@ def classify_tab(classify: Classify, examples: Examples) -> gr.Dropdown:
     the model saw and where it looked, then the examples that suit the model: its own
     dataset's test images, and photographs for a colour model."""
     shelf = classify.shelf
-    chosen = shelf.default()
-    fits = _fits(shelf, examples, chosen)
-    model = gr.Dropdown(choices(shelf), value=chosen, label="Model", elem_id="model-choice")
-    about = gr.HTML(_about(shelf, chosen))
+    # The page is built before any weights file is checked (the check costs a second): the
+    # page's load offers the shelf's models and chooses the default, whose change fits the tab.
+    # A client may name a model without loading the page: the shelf checks every name.
+    fits = _fits(shelf, examples, None)
+    model = gr.Dropdown(
+        [], value=None, label="Model", elem_id="model-choice", allow_custom_value=True
+    )
+    about = gr.HTML()
     source = gr.State(None)  # "image" or "drawing": what the shown answer came from
     drawings = Drawings()  # the drawings the browser sends ahead of their events
     with gr.Row(equal_height=False):

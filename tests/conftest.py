@@ -175,6 +175,7 @@ def demo_server(tmp_path_factory, lenet_weights, registry):
 
     from zoo import weights
     from zoo.demo.app import build_app, serve
+    from zoo.demo.examples import Examples
     from zoo.demo.shelf import WeightsShelf
 
     root = tmp_path_factory.mktemp("demo")
@@ -197,6 +198,7 @@ def demo_server(tmp_path_factory, lenet_weights, registry):
         patch.setenv("TORCH_HOME", str(torch_home))
         examples = tmp_path_factory.getbasetemp() / "demo-examples"  # written once a session
         app = build_app(WeightsShelf(registry, weights_dir), examples_dir=examples)
+        Examples(registry, examples).of_model(weights.read_meta(lenet_weights))  # as a page would
         port = _free_port()
         serve(app, port=port, prevent_thread_lock=True)
         try:

@@ -97,6 +97,27 @@ def test_demo_starts_and_serves_without_the_network(registry, tmp_path, lenet_we
     assert any(event == "socket.connect" for event, _ in made)  # the recording works
 
 
+def test_the_page_is_built_before_any_weights_file_is_checked(lenet_weights, tmp_path):
+    """The weights check runs its model on the meta device, whose first use imports
+    torch._dynamo (a second here): the page is built without it, and its load event offers
+    the checked files."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from zoo.demo.app import build_app\n"
+        "from zoo.demo.shelf import WeightsShelf\n"
+        "from zoo.registry import get_registry\n"
+        f"shelf = WeightsShelf(get_registry(), {str(lenet_weights.parent)!r})\n"
+        f"build_app(shelf, examples_dir={str(tmp_path)!r})\n"
+        "print('torch._dynamo' in sys.modules)\n"
+        "shelf.warm()\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.split() == ["False", "True"], done.stderr[-2000:]
+
+
 def test_zoo_demo_serves_its_page_and_stops_on_ctrl_c(lenet_weights, free_port, tmp_path):
     """The real command: the page answers (with the budget given) while the default model
     loads behind it, and Ctrl-C (SIGINT) ends the process."""
