@@ -180,6 +180,8 @@ class Classify:
     def answer(self, name: Any, given: Any, read: Reader, explaining: bool = False) -> ShownAnswer:
         """The ShownAnswer for one request; with `explaining`, where the model looked too."""
         started = time.perf_counter()
+        if name is None or name == "":  # a page whose load has not chosen yet, or an API call
+            name = self.shelf.default()  # that names no model: the page's own default
         classifier = self.shelf.get(name)
         image = self._decode(classifier, read, given)
         return self._run(name, classifier, image, explaining, started)

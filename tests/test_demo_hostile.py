@@ -22,6 +22,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
+from demo.shelf import WeightsShelf
+
 LENET = "lenet-digits.safetensors"
 DIGITS = [str(d) for d in range(10)]
 
@@ -279,7 +281,6 @@ def test_file_the_server_did_not_receive(client, upload_folder, image, message):
         ("unicorn.safetensors", r"needs model 'acme/unicorn' \(plugin acme-zoo-models\)"),
         (5, r"^the model must be a weights file name, not a number$"),
         ([LENET], r"^the model must be a weights file name, not a list$"),
-        (None, r"^choose a model first"),
     ],
 )
 def test_weights_name_not_offered(client, demo_server, weights, message):
@@ -287,6 +288,18 @@ def test_weights_name_not_offered(client, demo_server, weights, message):
     with pytest.raises(AppError) as error:
         client.predict(weights, image, api_name="/predict")
     assert re.search(message, one_line(error.value, demo_server.weights_dir)), str(error.value)
+
+
+@pytest.mark.usefixtures("still_serving")
+@pytest.mark.parametrize("unnamed", [None, ""])
+def test_a_request_naming_no_model_gets_the_default(client, demo_server, registry, unnamed):
+    """What a page answers before its load has chosen a model, and what an API call that
+    leaves the model out gets: the model the page chooses."""
+    default = WeightsShelf(registry, demo_server.weights_dir).default()
+    image = handle_file(demo_server.examples_dir / "digits-1.png")
+    assert default is not None
+    chosen = client.predict(default, image, api_name="/predict")
+    assert client.predict(unnamed, image, api_name="/predict") == chosen
 
 
 def _drawing(path: Path, size: tuple[int, int], line: tuple[int, int, int, int]) -> Path:
