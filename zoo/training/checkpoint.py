@@ -6,7 +6,6 @@ safetensors: loading never runs code from a file. Checkpoints are written atomic
 
 from __future__ import annotations
 
-import io
 import json
 import zlib
 from pathlib import Path
@@ -27,10 +26,19 @@ FILENAME = "last.ckpt"
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
-    """Write `state` (tensors and plain values) to `path` atomically."""
-    buffer = io.BytesIO()
-    torch.save({"format": FORMAT, **state}, buffer)
-    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getbuffer()))
+    """Write `state` (tensors and plain values) to `path` atomically, streamed to the file (a
+    copy in memory would cost the model's and the optimizer's size again)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as file:  # a Python file, whose full disk is an OSError
+            try:
+                torch.save({"format": FORMAT, **state}, file)
+            except RuntimeError as error:  # torch's zip writer raises its own on closing
+                if isinstance(error.__context__, OSError):
+                    raise error.__context__ from None
+                raise
+
+    return atomic_write(path, write)
 
 
 def load_checkpoint(path: Path, model: str) -> dict[str, Any]:
