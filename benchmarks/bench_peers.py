@@ -21,7 +21,10 @@ Per tool: wall seconds from process start to its trained weights file (the file'
 the end of the process; training images/s (zoo's metrics.jsonl, timm's last `Train:` log line,
 the seed loop's timed training phase); test accuracy (zoo's weights file; timm's own logged top-1
 on the test split, from its summary.csv; the seed loop's check_accuracy); peak RSS of the
-process (`os.wait4`, per process; a DataLoader worker's RSS is its own, not added).
+main process (`os.wait4`; a DataLoader worker's RSS is its own, not added), and the peak of the
+process tree's proportional set size (PSS, the pages shared between the processes split among
+them; summed over the process and its DataLoader workers, sampled every 50 ms): the memory the
+run takes from the machine.
 
 timm's wheel and sdist do not ship train.py: it is looked for beside the installed timm, else
 give its path (`--timm-train`, a copy of the script from timm's repository).
@@ -87,6 +90,7 @@ class Run:
     images_per_s: float
     test_accuracy: float
     peak_rss_mb: float
+    peak_pss_mb: float
     train_images: int
     detail: str = ""
 
@@ -126,29 +130,52 @@ def prepare_data(root: Path, limit: int | None = None, source: Path = DEBIAN) ->
 
 @dataclass
 class Process:
-    """A finished process: when it ended (epoch seconds), its wall seconds, peak RSS, log."""
+    """A finished process: when it ended (epoch seconds), its wall seconds, peak RSS, the peak
+    PSS of its process tree, log."""
 
     ended: float
     seconds: float
     peak_rss_mb: float
+    peak_pss_mb: float
     log: str
+
+
+def tree_pss_mb(pid: int) -> float:
+    """The PSS of process `pid` and its descendants, in MB (0 for those already gone)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += next(int(line.split()[1]) for line in rollup.splitlines() if line[:4] == "Pss:")
+        pending += [int(child) for child in children]
+    return total / 1024
 
 
 def measured(command: list[str], threads: int, log: Path) -> Process:
     """`command` run to its end with `threads` threads, its stdout and stderr into `log`; its
-    peak RSS from `os.wait4` (this process's own, or its largest child's)."""
+    peak RSS from `os.wait4` (this process's own, or its largest child's), and the peak PSS of
+    its process tree, sampled every 50 ms."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    began = time.perf_counter()
+    began, peak_pss = time.perf_counter(), 0.0
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
+        while True:
+            done, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if done:
+                break
+            peak_pss = max(peak_pss, tree_pss_mb(process.pid))
+            time.sleep(0.05)
     seconds, ended = time.perf_counter() - began, time.time()
     process.returncode = os.waitstatus_to_exitcode(status)
     text = log.read_text()
     if process.returncode:
         tail = "\n".join(text.splitlines()[-15:])
         sys.exit(f"error: {' '.join(command[:3])} ... exited {process.returncode}:\n{tail}")
-    return Process(ended, seconds, usage.ru_maxrss / 1024, text)
+    return Process(ended, seconds, usage.ru_maxrss / 1024, peak_pss, text)
 
 
 def seconds_to(process: Process, folder: Path, pattern: str) -> float:
@@ -165,10 +192,18 @@ def seconds_to(process: Process, folder: Path, pattern: str) -> float:
 # -- the three tools --------------------------------------------------------------------------
 
 
+def weights_metrics(path: Path) -> dict:
+    """The `metrics` of a zoo weights file, from its safetensors header (8 bytes of length,
+    then JSON). Read here without torch: this process imports none, so that no page of torch's
+    libraries is shared with (and its PSS split off) the runs it measures."""
+    with path.open("rb") as file:
+        (length,) = struct.unpack("<Q", file.read(8))
+        header = json.loads(file.read(length))
+    return json.loads(header["__metadata__"]["metrics"])
+
+
 def run_zoo(settings: Settings, data: Path, out: Path) -> Run:
     """`zoo train` as a user runs it: the CLI in its own process."""
-    from zoo.weights import read_meta
-
     command = [str(Path(sys.executable).with_name("zoo")), "train", settings.model]
     command += ["-d", "fashion-mnist", "--data-dir", str(data), "--optimizer", "adamw"]
     command += _flags(
@@ -186,7 +221,7 @@ def run_zoo(settings: Settings, data: Path, out: Path) -> Run:
     process = measured([*command, "--quiet"], settings.threads, out / "zoo.log")
     weights = min((out / "weights").glob("*.safetensors"))  # the one it wrote
     rows = [json.loads(line) for line in (out / "runs" / "peers" / "metrics.jsonl").open()]
-    metrics = read_meta(weights)["metrics"]
+    metrics = weights_metrics(weights)
     trained = sum(row["images_per_s"] * row["seconds"] for row in rows)
     summary = [line for line in process.log.splitlines() if line.startswith("seconds:")]
     return Run(
@@ -196,6 +231,7 @@ def run_zoo(settings: Settings, data: Path, out: Path) -> Run:
         trained / sum(row["seconds"] for row in rows),
         metrics["test_accuracy"],
         process.peak_rss_mb,
+        process.peak_pss_mb,
         metrics["train_images"],
         summary[-1] if summary else "",
     )
@@ -262,6 +298,7 @@ def run_timm(settings: Settings, data: Path, out: Path, train_py: Path, workers:
         float(rates[-1]) if rates else float("nan"),
         float(last["eval_top1"]) / 100,
         process.peak_rss_mb,
+        process.peak_pss_mb,
         images - images % settings.batch_size,  # drop_last
         f"{workers} DataLoader worker(s)",
     )
@@ -286,6 +323,7 @@ def run_seed(settings: Settings, data: Path, out: Path) -> Run:
         result["images"] / result["train_seconds"],
         result["test_accuracy"],
         process.peak_rss_mb,
+        process.peak_pss_mb,
         result["images"] // settings.epochs,
     )
 
@@ -373,26 +411,25 @@ def seed_loop(argv: list[str]) -> None:
 
 def median_run(runs: list[Run]) -> Run:
     """The median of each figure over a tool's repeats."""
+    keys = ("seconds_to_weights", "seconds", "images_per_s", "test_accuracy", "peak_rss_mb")
     figures = {
-        key: statistics.median(getattr(run, key) for run in runs)
-        for key in ("seconds_to_weights", "seconds", "images_per_s", "test_accuracy")
+        key: statistics.median(getattr(run, key) for run in runs) for key in (*keys, "peak_pss_mb")
     }
-    peak = statistics.median(run.peak_rss_mb for run in runs)
-    return Run(runs[0].tool, **figures, peak_rss_mb=peak, train_images=runs[0].train_images)
+    return Run(runs[0].tool, **figures, train_images=runs[0].train_images)
 
 
 def table(runs: list[Run]) -> str:
     """The medians as a Markdown table."""
     lines = [
         "| tool | to weights file | whole run | train images/s | test accuracy | peak RSS |"
-        " training images |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        " peak PSS, with workers | training images |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for run in runs:
         lines.append(
             f"| {run.tool} | {run.seconds_to_weights:.1f} s | {run.seconds:.1f} s | "
             f"{run.images_per_s:.0f} | {run.test_accuracy:.2%} | {run.peak_rss_mb:,.0f} MB | "
-            f"{run.train_images:,} |"
+            f"{run.peak_pss_mb:,.0f} MB | {run.train_images:,} |"
         )
     return "\n".join(lines)
 
@@ -405,7 +442,8 @@ def ratios(ours: Run, peer: Run) -> str:
         f"{ours.seconds_to_weights / peer.seconds_to_weights:.2f}x, "
         f"whole run {ours.seconds / peer.seconds:.2f}x, images/s "
         f"{ours.images_per_s / peer.images_per_s:.2f}x, peak RSS "
-        f"{ours.peak_rss_mb / peer.peak_rss_mb:.2f}x, test accuracy "
+        f"{ours.peak_rss_mb / peer.peak_rss_mb:.2f}x, peak PSS with workers "
+        f"{ours.peak_pss_mb / peer.peak_pss_mb:.2f}x, test accuracy "
         f"{(ours.test_accuracy - peer.test_accuracy) * 100:+.1f} points"
     )
 
@@ -487,7 +525,7 @@ def _line(run: Run) -> str:
     return (
         f"{run.tool:14} {run.seconds_to_weights:7.1f} s to weights ({run.seconds:.1f} s in all), "
         f"{run.images_per_s:6.0f} images/s, test {run.test_accuracy:6.2%}, peak "
-        f"{run.peak_rss_mb:,.0f} MB  {run.detail}"
+        f"{run.peak_rss_mb:,.0f} MB (PSS with workers {run.peak_pss_mb:,.0f} MB)  {run.detail}"
     )
 
 

@@ -53,3 +53,40 @@ def test_limit_keeps_the_first_training_images_and_every_test_image(registry, tm
     assert torch.equal(train.data, zoo.train_images[:600, 0])
     assert torch.equal(train.targets, zoo.train_labels[:600])
     assert len(datasets.FashionMNIST(tmp_path, train=False)) == 10_000
+
+
+def test_weights_metrics_reads_the_header_as_zoo_does(lenet_weights):
+    from zoo.weights import read_meta
+
+    assert bench_peers().weights_metrics(lenet_weights) == read_meta(lenet_weights)["metrics"]
+
+
+def test_the_tree_pss_counts_a_child_process(tmp_path):
+    """A child holding 200 MB of its own adds them to its parent's tree (as a DataLoader
+    worker's memory is added to its run's)."""
+    import os
+    import subprocess
+    import time
+
+    bench = bench_peers()
+    ready = tmp_path / "ready"
+    before = bench.tree_pss_mb(os.getpid())
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, pathlib\n"
+            "block = bytearray(200 * 2**20)\n"
+            "pathlib.Path(sys.argv[1]).touch()\n"
+            "time.sleep(60)\n",
+            str(ready),
+        ]
+    )
+    try:
+        while not ready.exists():
+            assert child.poll() is None
+            time.sleep(0.05)
+        assert bench.tree_pss_mb(os.getpid()) - before >= 200
+    finally:
+        child.kill()
+        child.wait()
