@@ -60,6 +60,18 @@ def zoo_models() -> list[zoo.ModelSpec]:
                 weight_decay=1e-4,
                 label_smoothing=0.1,
             ),
+            # 54,000 images overfit the digits' recipe (scaled: 11 epochs, 90.1%): flips and a
+            # strong decoupled weight decay hold it (91.2% in 30 epochs, the best of 8 recipes
+            # tried; padded crops and EMA cost accuracy). README: Fashion-MNIST.
+            recipes={
+                "fashion-mnist": {
+                    "epochs": 30,
+                    "batch_size": 256,
+                    "lr": 1.4e-2,
+                    "weight_decay": 0.15,
+                    "flip": True,
+                }
+            },
         )
     ]
 

@@ -24,12 +24,13 @@ from tests.test_train import (
     where,
 )
 from zoo.data.augment import erase
+from zoo.data.preprocess import prepare
 from zoo.serving.inference import Classifier
 from zoo.training.budget import Plan
 from zoo.training.checkpoint import FILENAME
 from zoo.training.config import TrainConfig, card_rows, duration
 from zoo.training.distributed import setup
-from zoo.training.loop import MIXING, _generator, _Run, train
+from zoo.training.loop import MIXING, _generator, _Run, scaled_defaults, train
 from zoo.training.optim import WARMUP_FROM, make_schedule
 from zoo.training.sampling import epoch_order
 from zoo.weights import read_meta
@@ -119,6 +120,7 @@ def test_a_knob_left_off_is_not_on_the_card():
         ("--strategy two-stage --layer-decay 0", "--layer-decay must be in (0, 1]"),
         ("--strategy head --layer-decay 0.5", "--layer-decay has no effect with --strategy head"),
         ("--strategy two-stage --lr auto", "--lr auto is not for --strategy two-stage"),
+        ("--flip", "--flip: a mirrored image of digits changes its label"),
     ],
 )
 def test_a_bad_knob_is_one_line_and_writes_nothing(zoo_cli, tmp_path, args, message):
@@ -224,6 +226,49 @@ def test_random_erasing_changes_the_batch_reproducibly_and_leaves_the_rng(lenet_
     first = erase(plain.clone(), 0.5, torch.Generator().manual_seed(1))
     assert torch.equal(first, erase(plain.clone(), 0.5, torch.Generator().manual_seed(1)))
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_flip_mirrors_half_of_the_batch_reproducibly_and_crops_nothing(
+    lenet_run, fashion_mnist_copy
+):
+    run = lenet_run(flip=True, dataset="fashion-mnist", data_dir=str(fashion_mnist_copy))
+    images = run.train_x[:64].to(run.ctx.device)
+    x, plain = run._model_input(images, 0), prepare(images, run.input)
+    mirrored = (x != plain).flatten(1).any(1)
+    assert torch.equal(x[mirrored], plain[mirrored].flip(3))
+    assert 16 < mirrored.sum() < 48 and torch.equal(x, run._model_input(images, 0))
+    assert not run._model_input(images, 1).equal(x)  # each step draws anew
+    off = lenet_run(augment=True, flip=False, dataset="fashion-mnist", data_dir=run.config.data_dir)
+    assert not off.config.flips and TrainConfig(augment=True).flips
+
+
+def test_a_recipe_replaces_the_defaults_on_its_dataset_and_is_not_scaled(registry):
+    spec = registry.model("lenet")
+    config = TrainConfig.for_model(spec, dataset="fashion-mnist")
+    assert (config.epochs, config.weight_decay, config.flips) == (30, 0.15, True)
+    assert scaled_defaults(config, spec, 54_000, frozenset()) == config
+    given = TrainConfig.for_model(spec, dataset="fashion-mnist", weight_decay=0.01, flip=False)
+    assert (given.weight_decay, given.flips, given.epochs) == (0.01, False, 30)
+    digits = TrainConfig.for_model(spec)
+    assert (digits.epochs, digits.weight_decay, digits.flips) == (30, 1e-4, False)
+    assert scaled_defaults(digits, spec, 54_000, frozenset()).epochs == 11  # none for it here
+
+
+def test_a_misspelt_recipe_option_is_named_with_its_plugin(zoo_cli, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "typo.py").write_text(
+        "import zoo\n\n"
+        "@zoo.hookimpl\ndef zoo_models():\n"
+        "    return [zoo.ModelSpec(name='typo', summary='s', input=zoo.InputSpec(1, 8),"
+        " head='fc', recipes={'digits': {'wieght_decay': 0.1}})]\n"
+    )
+    result = zoo_cli(f"--plugins-dir {plugins} train typo {' '.join(where(tmp_path, 't'))}")
+    assert result.code != 0 and len(result.err.strip().splitlines()) == 1, result.err
+    assert "the recipe of typo for digits sets 'wieght_decay' (did you mean 'weight_decay'?)" in (
+        result.err
+    )
+    assert "plugin" in result.err and not (tmp_path / "runs").exists()
 
 
 def _imbalanced_folder(root, counts: dict[str, int]):

@@ -6,7 +6,7 @@ No torch here: `zoo list` and `zoo --help` must stay fast.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -110,7 +110,10 @@ class ModelSpec:
     the module whose output Grad-CAM weighs (default: found automatically). `aliases` are
     former names: a weights file that names one loads as this model. `strategies` are the
     fine-tune strategies it takes (a plugin's `zoo_finetune` adds any beyond `full`, `head`
-    and `two-stage`). `plugin` is filled in by the registry.
+    and `two-stage`). `recipes` are `zoo train` options measured on one dataset, by its name,
+    that replace the defaults there (`{"fashion-mnist": {"weight_decay": 0.15, "flip": True}}`):
+    options given still win, and what a recipe sets is not scaled to the dataset's size.
+    `plugin` is filled in by the registry.
     """
 
     name: str
@@ -123,6 +126,7 @@ class ModelSpec:
     cam_layer: str | None = None
     aliases: tuple[str, ...] = ()
     strategies: tuple[str, ...] = ("full", "head", "two-stage")
+    recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     plugin: str = ""
 
     def __post_init__(self) -> None:
@@ -133,6 +137,12 @@ class ModelSpec:
         for name in (self.name, *self.aliases):
             if not NAME_PATTERN.fullmatch(name):
                 raise ValueError(f"invalid model name {name!r}: use [a-z0-9][a-z0-9._/-]*")
+        if not all(isinstance(r, Mapping) for r in self.recipes.values()):
+            raise ValueError("recipes maps a dataset's name to a dict of zoo train options")
+
+    def recipe(self, dataset: str) -> Mapping[str, Any]:
+        """The options measured for `dataset` (`NAME` or `NAME:PATH`), or none."""
+        return self.recipes.get(dataset.partition(":")[0], {})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,7 +197,8 @@ class DatasetSpec:
     signature names it (or has `**kwargs`): `size` (the model's input size), `workers`,
     `cache_root` (the on-disk cache's folder), `augment` (whether random crops follow) and
     `progress`, hints for loaders that decode files of varying sizes. `flip` says whether a
-    mirrored image keeps its label (not so for digits), so `--augment` may flip it.
+    mirrored image keeps its label (not so for digits), so `--augment` and `--flip` may
+    flip it.
     `locate(root)`, where given, says without loading anything where the dataset would be read
     from with data folder `root` (None: the default): a folder, or how it is embedded; None where
     it is not found.

@@ -1,4 +1,4 @@
-"""Batch-level augmentation on the device: a random padded crop and a random horizontal flip;
+"""Batch-level augmentation on the device: a random padded crop, a random horizontal flip;
 for photos, random-resized crops, flips and TrivialAugment (torchvision.transforms.v2);
 random erasing (timm's)."""
 
@@ -24,10 +24,15 @@ def augment(x: torch.Tensor, generator: torch.Generator, flip: bool) -> torch.Te
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     channel = torch.arange(c, device=x.device)[None, :, None, None]
     out = F.pad(x, (pad, pad, pad, pad), mode="reflect")[batch, channel, rows, cols]
-    if flip:
-        mirrored = (torch.rand(n, generator=generator) < 0.5).to(x.device).view(n, 1, 1, 1)
-        out = torch.where(mirrored, out.flip(3), out)
-    return out.contiguous(memory_format=torch.channels_last)
+    return mirror(out, generator) if flip else out.contiguous(memory_format=torch.channels_last)
+
+
+def mirror(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A prepared batch (N, C, H, W) with a random half of its images mirrored left to right;
+    the random numbers from the CPU `generator`."""
+    n = len(x)
+    mirrored = (torch.rand(n, generator=generator) < 0.5).to(x.device).view(n, 1, 1, 1)
+    return torch.where(mirrored, x.flip(3), x).contiguous(memory_format=torch.channels_last)
 
 
 def photo_augment(

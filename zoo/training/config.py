@@ -6,6 +6,7 @@ card's rows are all derived from these fields. No torch here: the CLI reads it t
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import Field, asdict, dataclass, fields, replace
@@ -24,6 +25,21 @@ TWO_STAGE = "two-stage"
 # two-stage's head-only epochs: on cached features they cost little more than one forward pass
 HEAD_EPOCHS, HEAD_EPOCHS_AUGMENTED = 3, 1
 LAYER_DECAY = 0.95  # two-stage's default, measured on Fashion-MNIST (0.8 cost 3 points there)
+
+
+def _checked_recipe(spec: ModelSpec, dataset: str) -> dict[str, Any]:
+    """`spec`'s recipe for `dataset`; a ZooError naming the plugin where it sets anything but a
+    `zoo train` option that decides what a run computes."""
+    recipe = dict(spec.recipe(dataset))
+    settable = {f.name for f in fields(TrainConfig) if not f.metadata["runtime"]} - {"dataset"}
+    for name in sorted(set(recipe) - settable):
+        close = difflib.get_close_matches(name, settable, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ZooError(
+            f"plugin {spec.plugin}: the recipe of {spec.name} for {dataset.partition(':')[0]} "
+            f"sets {name!r}{hint}, which is no zoo train option that decides what a run computes"
+        )
+    return recipe
 
 
 def duration(text: str) -> float:
@@ -52,6 +68,12 @@ class TrainConfig(TrainDefaults):
         "allows (not digits).",
         "--augment/--no-augment",
         card="augmentation",
+    )
+    flip: bool | None = option(
+        None,
+        "Mirror half of each batch where the dataset allows (not digits) [with --augment].",
+        "--flip/--no-flip",
+        card="horizontal flips",
     )
     trivial_augment: bool = option(False, "With --augment on photos: TrivialAugmentWide.")
     image_size: int | None = option(None, "Input size, not the model's.", card="image size")
@@ -175,17 +197,25 @@ class TrainConfig(TrainDefaults):
         return LAYER_DECAY if self.strategy == TWO_STAGE else 1.0
 
     @property
+    def flips(self) -> bool:
+        """Whether half of each batch is mirrored (where the dataset allows): `flip`, or else
+        `augment`."""
+        return self.augment if self.flip is None else self.flip
+
+    @property
     def random_input(self) -> bool:
         """Whether each step's input is drawn anew (so a frozen backbone's features cannot be
-        cached): augmentation, random erasing, mixup or cutmix."""
-        return self.augment or bool(self.random_erasing or self.mixup or self.cutmix)
+        cached): augmentation, flips, random erasing, mixup or cutmix."""
+        return self.augment or self.flips or bool(self.random_erasing or self.mixup or self.cutmix)
 
     @classmethod
     def for_model(cls, spec: ModelSpec, **overrides: Any) -> TrainConfig:
-        """The model's defaults, overridden by every option that is not None; with
-        `pretrained` and no strategy given, `two-stage` where the model's default is `full`."""
+        """The model's defaults, its recipe for the dataset over them, and every option that is
+        not None over both; with `pretrained` and no strategy given, `two-stage` where the
+        model's default is `full`."""
         names = {f.name for f in fields(cls)}
         given = {k: v for k, v in overrides.items() if v is not None and k in names}
+        recipe = _checked_recipe(spec, given.get("dataset", spec.defaults.dataset))
         if (
             given.get("pretrained")
             and "strategy" not in given
@@ -193,7 +223,7 @@ class TrainConfig(TrainDefaults):
             and TWO_STAGE in spec.strategies
         ):
             given["strategy"] = TWO_STAGE
-        return cls(**{**asdict(spec.defaults), **given})
+        return cls(**{**asdict(spec.defaults), **recipe, **given})
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "limit", "image_size", "threads"):
