@@ -38,6 +38,12 @@ HEADERS: dict[str, tuple[dict, str]] = {
     ),
     "std-0": ({"input": {**LENET_INPUT, "std": [0]}}, r"input.std\[0\] is 0; it must be above 0"),
     "mean-3": ({"input": {**LENET_INPUT, "mean": [0.5] * 3}}, "input.mean has 3 values"),
+    "border-16": (
+        {"input": {**LENET_INPUT, "border": 16}},
+        "input.border is 16: it leaves no image in size 32",
+    ),
+    "border-negative": ({"input": {**LENET_INPUT, "border": -1}}, "input.border is -1"),
+    "border-half": ({"input": {**LENET_INPUT, "border": 1.5}}, "input.border must be a whole"),
     "million-classes": (
         {"classes": [f"c{i}" for i in range(10**6)]},
         "classes has 1,000,000 names; it needs 1 to 100,000",

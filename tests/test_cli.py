@@ -39,7 +39,7 @@ def test_list_pattern_and_json(zoo_cli):
     names = [m["name"] for m in json.loads(result.out)]
     assert "timm/resnet101" in names and all(n.startswith("timm/resnet1") for n in names)
     lenet = json.loads(zoo_cli("list lenet --json").out)[0]
-    assert lenet["input"] == {"channels": 1, "size": 32, "mean": [0.5], "std": [0.5]}
+    assert lenet["input"] == {"channels": 1, "size": 32, "mean": [0.5], "std": [0.5], "border": 2}
     assert lenet["head"] == "fc3" and lenet["plugin"] == "zoo.plugins.lenet"
 
 
@@ -50,7 +50,9 @@ def test_info_prints_the_seed_tree_and_parameters(zoo_cli):
     assert "10 parameter tensors" in result.out
     assert "conv1.weight" in result.out and "[6, 1, 5, 5]" in result.out
     assert "total parameters: 61,706" in result.out
-    assert "input 1x32x32, mean (0.5,), std (0.5,)" in result.out
+    assert (
+        "input 1x32x32 (the image 28x28 in a black border), mean (0.5,), std (0.5,)" in result.out
+    )
 
 
 def test_info_graph_and_json(zoo_cli):

@@ -129,7 +129,7 @@ def test_a_lenet_export_and_its_card(zoo_cli, registry, trained, tmp_path):
     for method, rate in meta["explain"]["deletion_pass_rate"].items():
         assert f"| {method} | {rate:.0%} |" in card
     assert f"{1 - meta['unknown']['quantile']:.1%}" in card
-    assert "8 x 8 pixel grey images, upscaled to 32 px" in card
+    assert "8 x 8 pixel grey images, upscaled to 28 px" in card
     assert "Do not use it on photographs" in card
     figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", card)
     assert figures and "curves.png" in figures

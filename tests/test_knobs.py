@@ -121,6 +121,7 @@ def test_a_knob_left_off_is_not_on_the_card():
         ("--strategy head --layer-decay 0.5", "--layer-decay has no effect with --strategy head"),
         ("--strategy two-stage --lr auto", "--lr auto is not for --strategy two-stage"),
         ("--flip", "--flip: a mirrored image of digits changes its label"),
+        ("--image-size 4", "--image-size must be over 4: lenet's input has a border of 2"),
     ],
 )
 def test_a_bad_knob_is_one_line_and_writes_nothing(zoo_cli, tmp_path, args, message):
@@ -252,23 +253,10 @@ def test_a_recipe_replaces_the_defaults_on_its_dataset_and_is_not_scaled(registr
     digits = TrainConfig.for_model(spec)
     assert (digits.epochs, digits.weight_decay, digits.flips) == (30, 1e-4, False)
     assert scaled_defaults(digits, spec, 54_000, frozenset()).epochs == 11  # none for it here
-
-
-def test_a_misspelt_recipe_option_is_named_with_its_plugin(zoo_cli, tmp_path):
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "typo.py").write_text(
-        "import zoo\n\n"
-        "@zoo.hookimpl\ndef zoo_models():\n"
-        "    return [zoo.ModelSpec(name='typo', summary='s', input=zoo.InputSpec(1, 8),"
-        " head='fc', recipes={'digits': {'wieght_decay': 0.1}})]\n"
-    )
-    result = zoo_cli(f"--plugins-dir {plugins} train typo {' '.join(where(tmp_path, 't'))}")
-    assert result.code != 0 and len(result.err.strip().splitlines()) == 1, result.err
-    assert "the recipe of typo for digits sets 'wieght_decay' (did you mean 'weight_decay'?)" in (
-        result.err
-    )
-    assert "plugin" in result.err and not (tmp_path / "runs").exists()
+    limited = TrainConfig.for_model(spec, dataset="fashion-mnist", limit=2000)
+    assert (limited.epochs, limited.batch_size, limited.weight_decay) == (30, 32, 0.15)
+    assert scaled_defaults(limited, spec, 1_800, frozenset()) == limited  # as the defaults
+    assert scaled_defaults(limited, spec, 20_000, frozenset()).batch_size == 128
 
 
 def _imbalanced_folder(root, counts: dict[str, int]):

@@ -47,6 +47,19 @@ def test_a_misspelt_hook_is_named_with_the_right_one(zoo_cli, tmp_path):
     assert "error: TypeError: zoo_modles is no zoo hook; did you mean zoo_models?" in result.out
 
 
+def test_a_misspelt_recipe_option_is_named_with_the_right_one(zoo_cli, tmp_path):
+    source = TINY.format(head="2", cam=None).replace(
+        'head="2",', 'head="2", recipes={"digits": {"wieght_decay": 0.1}},'
+    )
+    write_plugin(tmp_path, "recipe", source)
+    runs = tmp_path / "runs"
+    result = zoo_cli(f"--plugins-dir {tmp_path} train tiny --runs-dir {runs} --out {tmp_path}")
+    assert "the recipe of tiny for digits sets 'wieght_decay' (did you mean 'weight_decay'?)" in (
+        one_line(result)
+    )
+    assert "plugin" in result.err and not runs.exists()
+
+
 def test_an_unmarked_hook_and_an_argument_the_hook_does_not_pass(tmp_path):
     write_plugin(tmp_path, "unmarked", "def zoo_models():\n    return []\n")
     write_plugin(

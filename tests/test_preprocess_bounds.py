@@ -69,3 +69,19 @@ def test_crop_then_resize_keeps_the_centre():
     assert prepare(images, spec).min() == 1.0
     assert center_square(images).shape[-2:] == (16, 16)
     assert resize_uint8(images, 8).min() == 255
+
+
+def test_a_border_frames_the_image_resized_inside_it_in_black():
+    spec = InputSpec(channels=1, size=32, mean=(0.5,), std=(0.5,), border=2)
+    images = torch.full((2, 1, 28, 28), 255, dtype=torch.uint8)
+    x = prepare(images, spec)
+    assert x.shape == (2, 1, 32, 32) and spec.image_size == 28
+    assert torch.equal(x[:, :, 2:30, 2:30], torch.ones(2, 1, 28, 28))  # as it was, not resized
+    x[:, :, 2:30, 2:30] = -1
+    assert torch.equal(x, torch.full_like(x, -1))  # the frame: black, normalised
+    eight = prepare(torch.full((1, 1, 8, 8), 255, dtype=torch.uint8), spec)
+    assert eight[0, 0, 2:30, 2:30].eq(1).all() and eight[0, 0, :2].eq(-1).all()
+    assert InputSpec.from_dict(spec.to_dict()) == spec
+    assert "border" not in InputSpec(1, 32).to_dict()  # as files before borders
+    with pytest.raises(ValueError, match="border must leave an image in size 32, not 16"):
+        InputSpec(1, 32, border=16)

@@ -19,7 +19,7 @@ def test_round_trip_keeps_tensors_and_metadata(registry, lenet_weights):
     state, meta = weights.read(lenet_weights)
     assert meta["model"] == "lenet" and meta["plugin"] == "zoo.plugins.lenet"
     assert meta["classes"] == [str(d) for d in range(10)]
-    assert meta["input"] == {"channels": 1, "size": 32, "mean": [0.5], "std": [0.5]}
+    assert meta["input"] == {"channels": 1, "size": 32, "mean": [0.5], "std": [0.5], "border": 2}
     assert meta["dataset"] == "digits" and meta["zoo_version"] == __version__
     assert 0.8 < meta["metrics"]["test_accuracy"] <= 1.0
     assert meta["settings"]["epochs"] == 3 and meta["settings"]["optimizer"] == "adamw"

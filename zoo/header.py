@@ -82,11 +82,14 @@ def check(path: Any, meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_input(field: _Fields) -> None:
-    field.kind("input", dict, "an object {channels, size, mean, std}", required=True)
+    field.kind("input", dict, "an object {channels, size, mean, std[, border]}", required=True)
     channels = field.number("input.channels", 1, 3, whole=True, required=True)
     if channels == 2:
         field.fail("input.channels", "is 2; it must be 1 (grey) or 3 (colour)")
-    field.number("input.size", 1, MAX_INPUT_SIZE, whole=True, required=True)
+    size = field.number("input.size", 1, MAX_INPUT_SIZE, whole=True, required=True)
+    border = field.number("input.border", 0, MAX_INPUT_SIZE, whole=True)
+    if border is not None and 2 * border >= size:
+        field.fail("input.border", f"is {border}: it leaves no image in size {size}")
     for name, low in (("mean", -math.inf), ("std", 0.0)):
         values = field.kind(f"input.{name}", list, "a list of numbers", required=True)
         if len(values) != channels:

@@ -17,29 +17,42 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What a model eats: channels, square size, and the normalisation of its pixels."""
+    """What a model eats: channels, square size, and the normalisation of its pixels. With a
+    `border`, the image fills the centre square of `size - 2 * border` pixels and black frames
+    it, as LeNet-5 drew MNIST's 28-pixel digits in its 32-pixel field."""
 
     channels: int
     size: int
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    border: int = 0
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, not {self.channels}")
         if self.size < 1:
             raise ValueError(f"size must be positive, not {self.size}")
+        if not 0 <= self.border < self.size / 2:
+            raise ValueError(f"border must leave an image in size {self.size}, not {self.border}")
         object.__setattr__(self, "mean", tuple(self.mean) or (0.5,) * self.channels)
         object.__setattr__(self, "std", tuple(self.std) or (0.5,) * self.channels)
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ValueError("mean and std need one value per channel")
 
+    @property
+    def image_size(self) -> int:
+        """The side of the square the image fills, inside the border."""
+        return self.size - 2 * self.border
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields, `border` only where there is one (as files before it have none)."""
+        data = asdict(self)
+        return data if self.border else {k: v for k, v in data.items() if k != "border"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputSpec:
-        return cls(int(data["channels"]), int(data["size"]), data["mean"], data["std"])
+        border = int(data.get("border", 0))
+        return cls(int(data["channels"]), int(data["size"]), data["mean"], data["std"], border)
 
 
 def option(

@@ -100,7 +100,7 @@ def prepare_dataset(
         raise ZooError(f"{name} needs no preparing: it is read whole into memory")
     if (model is None) == (image_size is None):
         raise ZooError("give --model NAME or --image-size N (the size to prepare for)")
-    size = image_size or reg.model(model).input.size
+    size = image_size or reg.model(model).input.image_size
     _, data = load_dataset(
         reg, name, size, data_dir, workers=workers, augment=augment, progress=not quiet
     )

@@ -95,7 +95,8 @@ def info(
     out.print(f"fine-tune strategies: {', '.join(spec.strategies)}")
     if spec.aliases:
         out.print(f"also loads weights files of: {', '.join(spec.aliases)}")
-    out.print(f"input {i.channels}x{i.size}x{i.size}, mean {i.mean}, std {i.std}")
+    framed = f" (the image {i.image_size}x{i.image_size} in a black border)" if i.border else ""
+    out.print(f"input {i.channels}x{i.size}x{i.size}{framed}, mean {i.mean}, std {i.std}")
     out.print("\nmodule tree:")
     print(model)
     out.print(f"\n{len(shapes)} parameter tensors:")

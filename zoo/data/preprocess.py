@@ -36,7 +36,8 @@ def prepare(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     """uint8 (N, C, H, W) images -> normalised float (N, spec.channels, size, size).
 
     The centre square is cropped, channels are matched (grey repeated to RGB, RGB to luma) and
-    the square resized to `spec.size`, then `spec.mean`/`spec.std` applied. Cropping first
+    the square resized to `spec.size` (to `spec.image_size`, framed by `spec.border` black
+    pixels), then `spec.mean`/`spec.std` applied. Cropping first
     bounds the work by the square, whatever the aspect ratio (a 1x5000 strip costs a 1x1
     crop, never a 32x160000 upscale). The result is channels_last, which convnets run fastest in.
     """
@@ -44,7 +45,8 @@ def prepare(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     x = images.float().div_(255) if images.dtype == torch.uint8 else images.float()
     if x.shape[1] != spec.channels:
         x = x.expand(-1, 3, -1, -1) if spec.channels == 3 else (x * _LUMA.to(x.device)).sum(1, True)
-    x = _resize_square(x, spec.size)
+    x = _resize_square(x, spec.image_size)
+    x = F.pad(x, (spec.border,) * 4) if spec.border else x  # black, before normalisation
     mean = torch.tensor(spec.mean, device=x.device).view(1, -1, 1, 1)
     std = torch.tensor(spec.std, device=x.device).view(1, -1, 1, 1)
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)

@@ -232,14 +232,17 @@ def _usage(meta: dict[str, Any], config: dict[str, Any], timm: bool) -> str:
 def _limitations(meta: dict[str, Any]) -> str:
     spec = meta["input"]
     size, dataset = spec["size"], str(meta.get("dataset", ""))
+    border = spec.get("border", 0)
+    inner = size - 2 * border
     source = meta.get("source_size")
     seen = f"{source} x {source} pixel" if isinstance(source, int) else f"{size} x {size} pixel"
-    upscaled = f", upscaled to {size} px" if isinstance(source, int) and source < size else ""
+    upscaled = f", upscaled to {inner} px" if isinstance(source, int) and source < inner else ""
+    framed = f" in a black frame of {border} px" if border else ""
     colour = "grey" if spec["channels"] == 1 else "colour"
     origin = f" on {_text(dataset)}:" if dataset else " on"
     notes = [
         f"It was trained{origin} {seen} {colour} images{upscaled}; it takes {size} x {size} "
-        "input, the centre square of an image resized to it.",
+        f"input, the centre square of an image resized to {inner} px{framed}.",
         f"It knows only its {len(meta['classes'])} classes: any other image still gets one of "
         "them. zoo's weights file flags such inputs as unknown; this folder does not carry "
         "the detector.",

@@ -85,7 +85,9 @@ def model_rows(registry: Registry, meta: dict[str, Any], parameters: int) -> Row
     rows += [("what it is", spec.summary), ("parameters", f"{parameters:,}")]
     spec = meta["input"]
     colour = "grey" if spec["channels"] == 1 else "colour"
-    rows.append(("input", f"{spec['size']} x {spec['size']} pixels, {colour}"))
+    inner = spec["size"] - 2 * spec.get("border", 0)
+    framed = f", the image {inner} x {inner} in a black frame" if inner < spec["size"] else ""
+    rows.append(("input", f"{spec['size']} x {spec['size']} pixels, {colour}{framed}"))
     rows.append(("normalisation", f"mean {_floats(spec['mean'])}, std {_floats(spec['std'])}"))
     return rows
 

@@ -127,25 +127,25 @@ class Classifier:
 
     def to_uint8(self, image: Image.Image) -> torch.Tensor:
         """A PIL image as the uint8 (C, H, W) tensor this model's preprocessing takes."""
-        return pil_to_uint8(image, self.input.channels, self.input.size)
+        return pil_to_uint8(image, self.input.channels, self.input.image_size)
 
     def model_image(self, image: Image.Image, at_source: bool = False) -> torch.Tensor:
-        """A PIL image as this model's uint8 (C, size, size) input image: resized here, so a
-        batch of them only needs normalising. With `at_source`, first reduced to the resolution
-        the training images were stored at, when that is below the input size (the digits'
-        8x8, which training scales up): a drawing's strokes then reach the model as the
-        training digits' did. For a model trained on light-on-dark images (digits, garments),
-        an image on light paper (a scan, a product photo) is taken as a drawing is: its ink
-        made light on black (`preprocess.ink_square`), then reduced to the source size."""
+        """A PIL image as this model's uint8 (C, s, s) input image, s its size inside any border:
+        resized here, so a batch of them only needs framing and normalising. With `at_source`,
+        first reduced to the resolution the training images were stored at, when that is below
+        s (the digits' 8x8, which training scales up): a drawing's strokes then reach the model
+        as the training digits' did. For a model trained on light-on-dark images (digits,
+        garments), an image on light paper (a scan, a product photo) is taken as a drawing is:
+        its ink made light on black (`preprocess.ink_square`), then reduced to the source size."""
         x = self.to_uint8(image)[None]
         if not at_source and self.light_on_dark() and background(x) == "light":
             square = ink_square(pil_to_uint8(image, channels=1)[0].numpy())
             if square is not None:
                 x, at_source = self.to_uint8(square)[None], True
         source = self.meta.get("source_size")
-        if at_source and isinstance(source, int) and source < self.input.size:
+        if at_source and isinstance(source, int) and source < self.input.image_size:
             x = reduce_uint8(x, source)
-        return resize_uint8(x, self.input.size)[0]
+        return resize_uint8(x, self.input.image_size)[0]
 
     def light_on_dark(self) -> bool:
         """Whether the training images were light on a dark background (as the detector

@@ -18,6 +18,7 @@ from zoo.header import MAX_INPUT_SIZE
 from zoo.specs import InputSpec, ModelSpec, TrainDefaults, option
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+SCALED = ("epochs", "batch_size", "lr")  # the defaults scaled to the training split's size
 AUTO = "auto"  # --lr auto: the learning-rate range test's suggestion (zoo.training.lr_find)
 PATIENCE_FROM, MIN_PATIENCE = 12, 3  # runs this long stop early by default, after this many
 SCHEDULES = ("onecycle", "cosine", "none")
@@ -27,8 +28,9 @@ HEAD_EPOCHS, HEAD_EPOCHS_AUGMENTED = 3, 1
 LAYER_DECAY = 0.95  # two-stage's default, measured on Fashion-MNIST (0.8 cost 3 points there)
 
 
-def _checked_recipe(spec: ModelSpec, dataset: str) -> dict[str, Any]:
-    """`spec`'s recipe for `dataset`; a ZooError naming the plugin where it sets anything but a
+def recipe_in_effect(spec: ModelSpec, dataset: str, limit: int | None) -> dict[str, Any]:
+    """`spec`'s recipe for `dataset`, less its epochs, batch size and rate with a `limit` (they
+    fit the whole training split); a ZooError naming the plugin where it sets anything but a
     `zoo train` option that decides what a run computes."""
     recipe = dict(spec.recipe(dataset))
     settable = {f.name for f in fields(TrainConfig) if not f.metadata["runtime"]} - {"dataset"}
@@ -39,7 +41,7 @@ def _checked_recipe(spec: ModelSpec, dataset: str) -> dict[str, Any]:
             f"plugin {spec.plugin}: the recipe of {spec.name} for {dataset.partition(':')[0]} "
             f"sets {name!r}{hint}, which is no zoo train option that decides what a run computes"
         )
-    return recipe
+    return {k: v for k, v in recipe.items() if not (limit and k in SCALED)}
 
 
 def duration(text: str) -> float:
@@ -210,12 +212,15 @@ class TrainConfig(TrainDefaults):
 
     @classmethod
     def for_model(cls, spec: ModelSpec, **overrides: Any) -> TrainConfig:
-        """The model's defaults, its recipe for the dataset over them, and every option that is
-        not None over both; with `pretrained` and no strategy given, `two-stage` where the
-        model's default is `full`."""
+        """The model's defaults, its recipe for the dataset over them (less its epochs, batch
+        size and rate with a `limit`: those fit the whole training split), and every option
+        that is not None over both; with `pretrained` and no strategy given, `two-stage` where
+        the model's default is `full`."""
         names = {f.name for f in fields(cls)}
         given = {k: v for k, v in overrides.items() if v is not None and k in names}
-        recipe = _checked_recipe(spec, given.get("dataset", spec.defaults.dataset))
+        recipe = recipe_in_effect(
+            spec, given.get("dataset", spec.defaults.dataset), given.get("limit")
+        )
         if (
             given.get("pretrained")
             and "strategy" not in given
@@ -286,8 +291,15 @@ class TrainConfig(TrainDefaults):
             raise ZooError(f"--time-budget must be positive, not {self.time_budget:g}s")
 
     def input_spec(self, spec: ModelSpec) -> InputSpec:
-        """The model's input spec, at `image_size` if one is set."""
-        return replace(spec.input, size=self.image_size) if self.image_size else spec.input
+        """The model's input spec, at `image_size` if one is set (its border kept)."""
+        if not self.image_size:
+            return spec.input
+        if self.image_size <= 2 * spec.input.border:
+            raise ZooError(
+                f"--image-size must be over {2 * spec.input.border}: {spec.name}'s input has a "
+                f"border of {spec.input.border} pixels"
+            )
+        return replace(spec.input, size=self.image_size)
 
     def resumed(self, saved: dict[str, Any], given: Iterable[str] = ()) -> TrainConfig:
         """The saved run's settings, with only this config's runtime ones; a ZooError if an

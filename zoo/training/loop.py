@@ -53,7 +53,7 @@ from zoo.training.checkpoint import (
     set_rng_state,
     trained_state,
 )
-from zoo.training.config import AUTO, TrainConfig
+from zoo.training.config import AUTO, SCALED, TrainConfig, recipe_in_effect
 from zoo.training.ema import WeightAverage
 from zoo.training.features import backbone_features, trains_only
 from zoo.training.finetune import head_module
@@ -219,7 +219,7 @@ class _Run:
         self.spec, self.ctx, self.run_dir = spec, ctx, run_dir
         self.fresh = run_dir is not None and not resume  # an earlier run's files stay till then
         self.input = config.input_spec(spec)
-        self.dataset, data = _load_data(registry, config, self.input.size, ctx, progress)
+        self.dataset, data = _load_data(registry, config, self.input.image_size, ctx, progress)
         if config.trivial_augment and not data.photos:
             raise ZooError(f"--trivial-augment is for photo datasets, not {config.dataset}")
         if config.flip and not self.dataset.flip:
@@ -548,7 +548,9 @@ class _Run:
             x = prepare(images, self.input)
             x = mirror(x, generator) if flip else x
         elif self.data.photos:
-            crops = photo_augment(images, self.input.size, generator, flip, config.trivial_augment)
+            crops = photo_augment(
+                images, self.input.image_size, generator, flip, config.trivial_augment
+            )
             x = prepare(crops, self.input)
         else:
             x = augment(prepare(images, self.input), generator, flip=flip)
@@ -800,10 +802,10 @@ def scaled_defaults(
     The CIFAR CNN on Fashion-MNIST's 54,000: 11 epochs at batch 256 and 8.5e-3, not 30 at 32
     and 3e-3. What the model's recipe for the dataset sets stays as measured."""
     k = 2 ** round(math.log(images / REFERENCE_IMAGES, 4)) if images > REFERENCE_IMAGES else 1
-    defaults, measured = spec.defaults, spec.recipe(config.dataset)
+    defaults, measured = spec.defaults, recipe_in_effect(spec, config.dataset, config.limit)
     free = {
         name
-        for name in ("epochs", "batch_size", "lr")
+        for name in SCALED
         if name not in {*given, *measured} and getattr(config, name) == getattr(defaults, name)
     }
     if k == 1 or not free:
