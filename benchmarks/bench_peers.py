@@ -23,7 +23,7 @@ the seed loop's timed training phase); test accuracy (zoo's weights file; timm's
 on the test split, from its summary.csv; the seed loop's check_accuracy); peak RSS of the
 main process (`os.wait4`; a DataLoader worker's RSS is its own, not added), and the peak of the
 process tree's proportional set size (PSS, the pages shared between the processes split among
-them; summed over the process and its DataLoader workers, sampled every 50 ms): the memory the
+them; summed over the process and its DataLoader workers, sampled every 0.5 s): the memory the
 run takes from the machine.
 
 timm's wheel and sdist do not ship train.py: it is looked for beside the installed timm, else
@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import itertools
 import json
 import os
 import re
@@ -63,6 +64,7 @@ IDX_FILES = (
 # normalises grey input to it), the tutorials' 0.5 for LeNet.
 NORMALIZE = {"resnet18": ((0.449,), (0.226,)), "lenet": ((0.5,), (0.5,))}
 TIMM_BUILDS = ("resnet18",)  # the models timm's train.py builds under the same name
+PSS_EVERY = 10  # polls (of 50 ms) between two samples of the process tree's PSS: 0.5 s
 SEED_LOOP = "seed-loop"  # the command line's first word that runs the seed loop itself
 
 
@@ -158,16 +160,18 @@ def tree_pss_mb(pid: int) -> float:
 def measured(command: list[str], threads: int, log: Path) -> Process:
     """`command` run to its end with `threads` threads, its stdout and stderr into `log`; its
     peak RSS from `os.wait4` (this process's own, or its largest child's), and the peak PSS of
-    its process tree, sampled every 50 ms."""
+    its process tree, sampled every `PSS_EVERY` polls of 50 ms (each sample reads smaps_rollup
+    of every process in the tree: at every poll that took a quarter of a core from the runs)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     began, peak_pss = time.perf_counter(), 0.0
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        while True:
+        for poll in itertools.count():
             done, status, usage = os.wait4(process.pid, os.WNOHANG)
             if done:
                 break
-            peak_pss = max(peak_pss, tree_pss_mb(process.pid))
+            if poll % PSS_EVERY == 0:
+                peak_pss = max(peak_pss, tree_pss_mb(process.pid))
             time.sleep(0.05)
     seconds, ended = time.perf_counter() - began, time.time()
     process.returncode = os.waitstatus_to_exitcode(status)
