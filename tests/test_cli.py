@@ -53,6 +53,10 @@ def test_info_prints_the_seed_tree_and_parameters(zoo_cli):
     assert (
         "input 1x32x32 (the image 28x28 in a black border), mean (0.5,), std (0.5,)" in result.out
     )
+    assert (
+        "its recipe on fashion-mnist, over the defaults:\n"
+        "  --epochs 30 --batch-size 256 --lr 0.007 --weight-decay 0.15 --flip\n" in result.out
+    )
 
 
 def test_info_graph_and_json(zoo_cli):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -97,6 +97,9 @@ def info(
         out.print(f"also loads weights files of: {', '.join(spec.aliases)}")
     framed = f" (the image {i.image_size}x{i.image_size} in a black border)" if i.border else ""
     out.print(f"input {i.channels}x{i.size}x{i.size}{framed}, mean {i.mean}, std {i.std}")
+    for dataset, recipe in spec.recipes.items():
+        out.print(f"its recipe on {dataset}, over the defaults:")
+        out.print(f"  {' '.join(map(_flag, recipe.items()))}")
     out.print("\nmodule tree:")
     print(model)
     out.print(f"\n{len(shapes)} parameter tensors:")
@@ -106,6 +109,14 @@ def info(
     if graph:
         out.print("\nautograd graph of MSELoss(model(randn), randn):")
         print("\n".join(facts["autograd_graph"]))
+
+
+def _flag(option: tuple[str, Any]) -> str:
+    """A recipe's option as `zoo train` takes it: --name VALUE, or --name / --no-name."""
+    name, value = option[0].replace("_", "-"), option[1]
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no-{name}"
+    return f"--{name} {value:g}" if isinstance(value, float) else f"--{name} {value}"
 
 
 def _describe_weights(spec, weights) -> str:
