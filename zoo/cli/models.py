@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -70,6 +70,7 @@ def info(
     """Show a model: module tree, parameter tensors, input spec, head, plugin."""
     reg = registry()
     spec = reg.model(name)  # before torch is imported: a wrong name fails at once
+    from zoo.training.config import command_line
     from zoo.trust.introspect import autograd_graph, forward_loss, parameter_count, parameter_shapes
 
     model = reg.build(spec, num_classes=classes)
@@ -99,7 +100,7 @@ def info(
     out.print(f"input {i.channels}x{i.size}x{i.size}{framed}, mean {i.mean}, std {i.std}")
     for dataset, recipe in spec.recipes.items():
         out.print(f"its recipe on {dataset}, over the defaults:")
-        out.print(f"  {' '.join(map(_flag, recipe.items()))}")
+        out.print(f"  {command_line(dict(recipe))}")
     out.print("\nmodule tree:")
     print(model)
     out.print(f"\n{len(shapes)} parameter tensors:")
@@ -109,14 +110,6 @@ def info(
     if graph:
         out.print("\nautograd graph of MSELoss(model(randn), randn):")
         print("\n".join(facts["autograd_graph"]))
-
-
-def _flag(option: tuple[str, Any]) -> str:
-    """A recipe's option as `zoo train` takes it: --name VALUE, or --name / --no-name."""
-    name, value = option[0].replace("_", "-"), option[1]
-    if isinstance(value, bool):
-        return f"--{name}" if value else f"--no-{name}"
-    return f"--{name} {value:g}" if isinstance(value, float) else f"--{name} {value}"
 
 
 def _describe_weights(spec, weights) -> str:

@@ -15,7 +15,7 @@ from rich.markup import escape
 from zoo.cli.app import JsonFlag, app, registry, started
 from zoo.cli.output import err, out, print_table
 from zoo.errors import ZooError
-from zoo.training.config import TrainConfig, default_run_name, options
+from zoo.training.config import TrainConfig, default_run_name, flags, options
 from zoo.util.paths import expand
 
 # The options of the run itself (where its files go, how it reports), not of what it computes.
@@ -138,10 +138,9 @@ def _option_parameters(left_out: tuple[str, ...] = ()) -> list[inspect.Parameter
     parameters = []
     for f in [f for f in options() if f.name not in left_out]:
         kind = hints[f.name]
-        flags = f.metadata["flags"] or (f"--{f.name.replace('_', '-')}",)
         parser = f.metadata["parser"] and _bad_parameter(f.metadata["parser"])
         declared = typer.Option(
-            *flags, help=f.metadata["help"], metavar=f.metadata["metavar"], parser=parser
+            *flags(f), help=f.metadata["help"], metavar=f.metadata["metavar"], parser=parser
         )
         kind = Any if parser else kind
         parameters.append(

@@ -12,6 +12,7 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from zoo.serving import facts
+from zoo.specs import InputSpec
 
 if TYPE_CHECKING:
     from zoo.registry import Registry
@@ -230,15 +231,14 @@ def _usage(meta: dict[str, Any], config: dict[str, Any], timm: bool) -> str:
 
 
 def _limitations(meta: dict[str, Any]) -> str:
-    spec = meta["input"]
-    size, dataset = spec["size"], str(meta.get("dataset", ""))
-    border = spec.get("border", 0)
-    inner = size - 2 * border
+    spec = InputSpec.from_dict(meta["input"])
+    size, inner, border = spec.size, spec.image_size, spec.border
+    dataset = str(meta.get("dataset", ""))
     source = meta.get("source_size")
     seen = f"{source} x {source} pixel" if isinstance(source, int) else f"{size} x {size} pixel"
     upscaled = f", upscaled to {inner} px" if isinstance(source, int) and source < inner else ""
     framed = f" in a black frame of {border} px" if border else ""
-    colour = "grey" if spec["channels"] == 1 else "colour"
+    colour = "grey" if spec.channels == 1 else "colour"
     origin = f" on {_text(dataset)}:" if dataset else " on"
     notes = [
         f"It was trained{origin} {seen} {colour} images{upscaled}; it takes {size} x {size} "
@@ -247,7 +247,7 @@ def _limitations(meta: dict[str, Any]) -> str:
         "them. zoo's weights file flags such inputs as unknown; this folder does not carry "
         "the detector.",
     ]
-    if spec["channels"] == 1:
+    if spec.channels == 1:
         photographs = " Do not use it on photographs." if dataset in GREY_SETS else ""
         notes.append(f"It sees grey images only; colour is discarded.{photographs}")
     weak = facts.weakness(meta)

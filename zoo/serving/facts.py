@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.registry import Registry
+from zoo.specs import InputSpec
 from zoo.training import runlog
 from zoo.training.config import card_rows
 from zoo.trust import analysis
@@ -83,12 +84,12 @@ def model_rows(registry: Registry, meta: dict[str, Any], parameters: int) -> Row
     spec = registry.model(meta["model"])  # a checked file's model is installed
     rows = [("architecture", meta["model"]), ("plugin", meta.get("plugin", "?"))]
     rows += [("what it is", spec.summary), ("parameters", f"{parameters:,}")]
-    spec = meta["input"]
-    colour = "grey" if spec["channels"] == 1 else "colour"
-    inner = spec["size"] - 2 * spec.get("border", 0)
-    framed = f", the image {inner} x {inner} in a black frame" if inner < spec["size"] else ""
-    rows.append(("input", f"{spec['size']} x {spec['size']} pixels, {colour}{framed}"))
-    rows.append(("normalisation", f"mean {_floats(spec['mean'])}, std {_floats(spec['std'])}"))
+    spec = InputSpec.from_dict(meta["input"])
+    colour = "grey" if spec.channels == 1 else "colour"
+    inner = spec.image_size
+    framed = f", the image {inner} x {inner} in a black frame" if spec.border else ""
+    rows.append(("input", f"{spec.size} x {spec.size} pixels, {colour}{framed}"))
+    rows.append(("normalisation", f"mean {_floats(spec.mean)}, std {_floats(spec.std)}"))
     return rows
 
 
@@ -176,7 +177,7 @@ def _value(key: str, value: Any) -> str:
     return str(value)
 
 
-def _floats(values: list[float]) -> str:
+def _floats(values: tuple[float, ...]) -> str:
     return ", ".join(f"{v:.3g}" for v in values)
 
 

@@ -332,6 +332,26 @@ def options() -> list[Field]:
     return list(fields(TrainConfig))
 
 
+def flags(option: Field) -> tuple[str, ...]:
+    """An option's command-line flags: those it declares, else `--its-name`."""
+    return option.metadata["flags"] or (f"--{option.name.replace('_', '-')}",)
+
+
+def command_line(settings: dict[str, Any]) -> str:
+    """`settings` (field name: value) as `zoo train` options, each by its declared flag: a
+    boolean as `--name` or `--no-name` (left out where it has no such flag: off is then its
+    default), any other value after its flag."""
+    declared = {f.name: flags(f) for f in options()}
+    words = []
+    for name, value in settings.items():
+        on, _, off = declared[name][0].partition("/")
+        if isinstance(value, bool):
+            words += [on if value else off] if value or off else []
+        else:
+            words += [on, f"{value:g}" if isinstance(value, float) else str(value)]
+    return " ".join(words)
+
+
 def card_rows(settings: dict[str, Any]) -> list[tuple[str, Any]]:
     """(label, value) of the settings a model card shows, in declaration order; False values
     (an option left off) are left out, except for augmentation."""
