@@ -164,11 +164,30 @@ def test_photo_augment_crops_flips_and_is_reproducible():
     assert len({tuple(image.flatten().tolist()) for image in out}) > 2  # each image its own
 
 
-def test_two_torchrun_processes_share_one_prepared_cache(tmp_path):
+# `zoo train` under torchrun, which then names the threads each process has left: gloo's must
+# have ended, as one that frees a tensor while the interpreter exits aborts the process.
+TRAIN_AND_COUNT_THREADS = """
+import os, sys
+from zoo.cli import main
+try:
+    main()
+finally:
+    tasks = os.listdir("/proc/self/task")
+    names = sorted(open(f"/proc/self/task/{t}/comm").read().strip() for t in tasks)
+    print("threads left:", names, file=sys.stderr)
+"""
+
+
+def test_two_torchrun_processes_share_one_prepared_cache(registry, tmp_path):
+    # `registry` has written the timm catalog: `zoo train` then imports no timm (nor, with it,
+    # torch._dynamo) before it joins the process group
     pics = write_image_folder(tmp_path / "pics", ["a", "b"], per_class=10)
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN_AND_COUNT_THREADS)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ZOO_DATA": str(tmp_path / "data")}
+    env["PYTHONPATH"] = str(ROOT)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node"]
-    args = ["2", "-m", "zoo", "train", "cifar-cnn", "-d", f"folder:{pics}", "--epochs", "3"]
+    args = ["2", str(script), "train", "cifar-cnn", "-d", f"folder:{pics}", "--epochs", "3"]
     args += ["--device", "cpu", "--workers", "0", "--out", str(tmp_path), "-q"]
     result = subprocess.run(
         [*command, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=180
@@ -177,6 +196,8 @@ def test_two_torchrun_processes_share_one_prepared_cache(tmp_path):
     assert result.stderr.count("prepared folder-pics (20 images)") == 1  # one decode
     assert len(cached(tmp_path / "data")) == 1
     assert read_meta(next(tmp_path.glob("*.safetensors")))["metrics"]["test_images"] == 4
+    left = [line for line in result.stderr.splitlines() if line.startswith("threads left:")]
+    assert len(left) == 2 and not any("gloo" in line for line in left), left
 
 
 @pytest.mark.parametrize("damage", ["truncated", "zeroed", "emptied", "cut-manifest", "fifo"])

@@ -7,6 +7,7 @@ DistributedDataParallel (gloo on the CPU, nccl on CUDA), and only rank 0 writes 
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 
@@ -77,6 +78,7 @@ class Context:
             dist.barrier()
 
     def close(self) -> None:
+        """Leave the process group; its threads end once the run's module lets it go too."""
         if self.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
@@ -90,5 +92,9 @@ def setup(device: str) -> Context:
     where = pick_device(device, local)
     if where.type == "cuda":
         torch.cuda.set_device(where)
+    # torch._dynamo (the first optimizer imports it) holds on to a group that exists when it is
+    # imported: gloo's threads would then outlive the run, and one that frees a tensor while
+    # the interpreter exits aborts the process ("terminate called without an active exception").
+    importlib.import_module("torch._dynamo")
     dist.init_process_group("nccl" if where.type == "cuda" else "gloo")
     return Context(where, rank, world)
