@@ -233,7 +233,8 @@ class Classify:
     ) -> ShownAnswer:
         done = self._batcher((id(classifier), explaining), (classifier, image, explaining))
         view = model_view(done.x, classifier.input)
-        looked = overlay(view, done.heatmap) if done.heatmap is not None else None
+        heat = done.heatmap
+        looked = overlay(view, heat) if heat is not None and bool(heat.isfinite().all()) else None
         return ShownAnswer(
             name,
             classifier,
