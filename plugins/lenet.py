@@ -61,7 +61,7 @@ def zoo_models() -> list[zoo.ModelSpec]:
                 label_smoothing=0.1,
             ),
             # 54,000 images overfit the digits' recipe (scaled: 11 epochs, 90.1%): flips and a
-            # strong decoupled weight decay hold it, at half the scaled rate (the best of 13
+            # strong decoupled weight decay hold it, at half the scaled rate (the best of 15
             # recipes tried, seeds 0 and 1; padded crops and EMA cost accuracy). README:
             # Fashion-MNIST.
             recipes={
