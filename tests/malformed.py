@@ -144,3 +144,11 @@ def write_split(path: Path, tensors: dict, header: dict[str, str]) -> None:
     inline = base64.b64encode(save(extra)).decode()
     model = {k: v for k, v in tensors.items() if k[:4] != "zoo."}
     save_file(model, path, metadata={**header, weights.EXTRA_KEY: json.dumps({"inline": inline})})
+
+
+def overflowing(source: Path, target: Path) -> None:
+    """A LeNet file of finite weights whose logits overflow float32 on any input."""
+    tensors = load_file(source)
+    tensors["fc3.weight"] = tensors["fc3.weight"].sign() * 3e38
+    with safe_open(str(source), framework="pt") as f:
+        save_file(tensors, target, metadata=f.metadata())

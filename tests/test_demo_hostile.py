@@ -23,6 +23,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
 from demo.shelf import WeightsShelf
+from tests.malformed import overflowing
 
 LENET = "lenet-digits.safetensors"
 DIGITS = [str(d) for d in range(10)]
@@ -700,23 +701,12 @@ def shelved(demo_server, lenet_weights):
 
     files = write_malformed(demo_server.weights_dir, lenet_weights, SHELVED)
     overflow = demo_server.weights_dir / "overflow.safetensors"
-    _overflowing(lenet_weights, overflow)
+    overflowing(lenet_weights, overflow)
     try:
         yield {**files, "overflow": overflow}
     finally:
         for path in [*files.values(), overflow]:
             path.unlink()
-
-
-def _overflowing(source: Path, target: Path) -> None:
-    """A LeNet file of finite weights whose logits overflow float32 on any input."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    tensors = load_file(source)
-    tensors["fc3.weight"] = tensors["fc3.weight"].sign() * 3e38
-    with safe_open(str(source), framework="pt") as f:
-        save_file(tensors, target, metadata=f.metadata())
 
 
 @pytest.mark.usefixtures("still_serving")

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.malformed import overflowing
 from zoo import weights
 from zoo.data.digits import load_digits
 from zoo.data.splits import hold_out
@@ -160,6 +161,20 @@ def test_zoo_explain_writes_a_png_per_image_and_json(zoo_cli, lenet_weights, dig
     assert sorted(p.name for p in out.iterdir()) == ["d0.png", "d1.png", "d2.png"]
     table = zoo_cli(f"explain {lenet_weights} {images / 'd0.png'} --out {out}").out
     assert "deletion" in table and "random" in table
+
+
+def test_an_answer_that_is_not_finite_is_skipped_and_explains_nothing(
+    zoo_cli, lenet_weights, digits, tmp_path
+):
+    overflow = tmp_path / "overflow.safetensors"
+    overflowing(lenet_weights, overflow)
+    image = tmp_path / "d0.png"
+    Image.fromarray(digits.test_images[0, 0].numpy()).save(image)
+    result = zoo_cli(f"explain {overflow} {image} --out {tmp_path / 'maps'}")
+    assert result.code == 1 and "Traceback" not in result.err
+    assert f"skipped {image}: the model's answer is not a finite number" in result.err
+    assert "none of the 1 images could be explained" in result.err
+    assert not (tmp_path / "maps").exists()
 
 
 def test_bad_method_is_one_line(zoo_cli, lenet_weights, tmp_path):

@@ -174,7 +174,7 @@ def explain_images(
                 f"{result.random:.3f}",
             )
     if method_used is None:
-        raise ZooError(f"none of the {len(files)} images could be read")
+        raise ZooError(f"none of the {len(files)} images could be explained")
     if not as_json:
         out.print(table)
         out.print(

@@ -47,7 +47,7 @@ def explain_files(
     batch_size: int = 32,
 ) -> Iterator[tuple[Path, Explained | ZooError]]:
     """Each file with its `Explained` (a PNG in `folder`, named after it), or the error that
-    made it unreadable."""
+    made it unreadable or its answer not finite (as `zoo predict` answers it)."""
     if method is not None and method not in METHODS:
         raise ZooError(f"unknown explanation method {method!r}; choose from {', '.join(METHODS)}")
     names: set[str] = set()
@@ -65,6 +65,9 @@ def explain_files(
         explanation = explain(classifier, batch, method)
         scores = deletion(classifier, batch, explanation.heatmaps)
         for i, (path, image) in enumerate(decoded):
+            if not bool(predictions.probabilities[i].isfinite().all()):  # overflowing logits
+                yield path, ZooError(f"{path}: the model's answer is not a finite number")
+                continue
             top = classifier.top(predictions.probabilities[i], top_k)
             label, probability = next(iter(top.items()))
             result = Explained(
