@@ -59,15 +59,15 @@ class CliResult:
 
 @pytest.fixture
 def zoo_cli(capsys, monkeypatch):
-    """Run `zoo ARGS` through the console script's `main`, in this process."""
-    from zoo.cli import main
+    """Run `zoo ARGS` as the console script does (its `run`), in this process."""
+    from zoo.cli import run as zoo
 
     def run(args: str | list[str]) -> CliResult:
         argv = shlex.split(args) if isinstance(args, str) else list(args)
         monkeypatch.setattr(sys, "argv", ["zoo", *argv])
         capsys.readouterr()
         try:
-            main()
+            zoo()
             code = 0
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 1

@@ -190,6 +190,31 @@ def zoo_lines(args: list[str], columns: int | None, table_from: int = 0) -> list
     return lines
 
 
+# A plugin file whose import registers an exit handler, as a library a plugin imports may.
+EXIT_HANDLER_PLUGIN = """
+import atexit, os
+atexit.register(lambda: open(os.environ["ZOO_TEST_MARK"], "a").write("ran"))
+"""
+
+
+def test_the_console_script_ends_with_its_status_its_output_whole_and_exit_handlers_run(
+    tmp_path,
+):
+    (tmp_path / "exit_handler.py").write_text(EXIT_HANDLER_PLUGIN)
+    mark = tmp_path / "mark"
+    env = {**os.environ, "ZOO_TEST_MARK": str(mark)}
+    zoo = [sys.executable, "-m", "zoo", "--plugins-dir", str(tmp_path)]
+    listed = subprocess.run([*zoo, "list", "timm/*", "--json"], capture_output=True, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert len(listed.stdout) > 2**16  # more than a pipe holds: written out before the end
+    assert any(m["name"] == "timm/resnet50" for m in json.loads(listed.stdout))
+    assert mark.read_text() == "ran"
+    failed = subprocess.run([*zoo, "info", "lenett"], capture_output=True, text=True, env=env)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("error: unknown model 'lenett'")
+    assert mark.read_text() == "ranran"
+
+
 @pytest.mark.parametrize("columns", [None, 80])
 def test_list_and_datasets_read_well_at_80_columns_and_piped(columns):
     lines = zoo_lines(["list"], columns)
