@@ -48,10 +48,15 @@ def test_a_run_stops_when_the_validation_score_no_longer_improves(zoo_cli, tmp_p
     meta = read_meta(tmp_path / "p.safetensors")["metrics"]
     best = meta["best_epoch"]
     assert len(rows) < 20 and meta["stopped_early"] and meta["epochs_trained"] == len(rows)
-    assert rows[-1]["epoch"] - best == 2 and meta["patience"] == 2
-    assert f"stopped after epoch {len(rows)}: no better validation score since epoch {best}" in (
-        result.out
-    )
+    losses = [r["val_loss"] for r in rows]
+    records = [i + 1 for i, loss in enumerate(losses) if loss < min(losses[:i], default=9.9)]
+    progress = max(best, records[-1])  # the last epoch of a better accuracy or a lower loss
+    assert rows[-1]["epoch"] - progress == 2 and meta["patience"] == 2
+    which = ", the best" if progress == best else f" (the best: {best})"
+    assert (
+        f"stopped after epoch {len(rows)}: neither the validation accuracy nor its loss has "
+        f"improved since epoch {progress}{which} (--patience"
+    ) in " ".join(result.out.split())
     scores = [(r["val_accuracy"], -r["val_loss"]) for r in rows]
     assert scores[best - 1] == max(scores)  # the best kept, by accuracy then loss
     assert all(scores[i] < scores[best - 1] for i in range(best, len(rows)))
@@ -72,6 +77,19 @@ def test_the_default_patience_waits_for_the_rate_to_fall(registry):
             run.history.append({"epoch": epoch})
             stops.append(run.stopped_early)
         assert stops.index(True) + 1 == first_stop and config.schedule == "cosine"
+
+
+def test_a_falling_validation_loss_is_progress_that_patience_waits_for(registry):
+    spec = registry.model("lenet")
+    config = TrainConfig.for_model(spec, epochs=12, limit=200, patience=3)
+    run = _Run(registry, spec, config, setup("cpu"), None, False, frozenset())
+    run.best = {"epoch": 1, "val_accuracy": 0.9, "val_loss": 0.5, "state": {}}
+    stops = []  # the accuracy stalls after epoch 1; the loss falls till epoch 6
+    for epoch, loss in enumerate([0.5, 0.45, 0.4, 0.38, 0.36, 0.35, 0.36, 0.35, 0.4, 0.3], 1):
+        accuracy = 0.9 if epoch == 1 else 0.89
+        run.history.append({"epoch": epoch, "val_accuracy": accuracy, "val_loss": loss})
+        stops.append(run.stopped_early)
+    assert stops.index(True) + 1 == 9 and run.progress_epoch == 10  # 6 + 3; a record at 10
 
 
 def test_patience_0_trains_every_epoch_and_resume_keeps_the_patience(zoo_cli, tmp_path):

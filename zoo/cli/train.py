@@ -88,9 +88,11 @@ def train_model(
         if result.lr_found is not None:
             out.print(f"--lr auto: {result.lr_found:.3g}, the range test's suggestion")
         if result.stopped_early:
+            since, best = result.progress_epoch, result.best_epoch
+            which = ", the best" if since == best else f" (the best: {best})"
             out.print(
-                f"stopped after epoch {result.epochs}: no better validation score since epoch "
-                f"{result.best_epoch} (--patience sets how long to wait)"
+                f"stopped after epoch {result.epochs}: neither the validation accuracy nor its "
+                f"loss has improved since epoch {since}{which} (--patience sets how long to wait)"
             )
         if result.budget is not None:
             plan = result.budget

@@ -126,9 +126,10 @@ class TrainConfig(TrainDefaults):
     )
     patience: int | None = option(
         None,
-        "Stop after N epochs without a better validation score; 0: never [a quarter of the "
-        f"epochs, at least {MIN_PATIENCE}, for runs of {PATIENCE_FROM} epochs or more, counted "
-        "from the middle of a cosine or onecycle schedule at the earliest].",
+        "Stop after N epochs in which neither the validation accuracy nor its loss improved; "
+        f"0: never [a quarter of the epochs, at least {MIN_PATIENCE}, for runs of "
+        f"{PATIENCE_FROM} epochs or more, counted from the middle of a cosine or onecycle "
+        "schedule at the earliest].",
         card="patience",
     )
     ema: float | None = option(
@@ -172,7 +173,8 @@ class TrainConfig(TrainDefaults):
 
     @property
     def stop_after(self) -> int | None:
-        """Epochs without a better validation score that end the run (None: never)."""
+        """Epochs without progress on validation (a better accuracy or a lower loss) that end
+        the run (None: never)."""
         if self.patience is not None:
             return self.patience or None
         return max(MIN_PATIENCE, self.epochs // 4) if self.epochs >= PATIENCE_FROM else None
