@@ -43,6 +43,30 @@ def test_list_pattern_and_json(zoo_cli):
     assert lenet["head"] == "fc3" and lenet["plugin"] == "zoo.plugins.lenet"
 
 
+def test_list_finds_timm_weights_in_the_hugging_face_cache_and_imports_it_only_then(tmp_path):
+    """The cache in huggingface_hub's layout: refs/main names the snapshot holding the file."""
+    repo = tmp_path / "hub" / "models--timm--resnet50.a1_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    (repo / "snapshots" / "0123abcd").mkdir(parents=True)
+    (repo / "snapshots" / "0123abcd" / "model.safetensors").write_bytes(b"weights")
+    code = (
+        "import json, sys\nfrom zoo.cli import run\n"
+        "sys.argv = ['zoo', 'list', 'timm/resnet50', '--json']\n"
+        "try:\n    run()\nexcept SystemExit:\n    pass\n"
+        "print('huggingface_hub' in sys.modules)\n"
+    )
+    answers = {}
+    for name, cache in {"filled": tmp_path / "hub", "empty": tmp_path / "none"}.items():
+        env = {**os.environ, "HF_HUB_CACHE": str(cache)}
+        command = [sys.executable, "-c", code]
+        result = subprocess.run(command, capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+        listing, imported = result.stdout.rsplit("\n", 2)[:2]
+        answers[name] = (json.loads(listing)[0]["pretrained_here"], imported)
+    assert answers == {"filled": (True, "True"), "empty": (False, "False")}
+
+
 def test_info_prints_the_seed_tree_and_parameters(zoo_cli):
     result = zoo_cli("info lenet")
     assert result.code == 0
