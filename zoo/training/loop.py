@@ -191,10 +191,12 @@ def _write_failure(error: OSError, run_dir: Path | None) -> str:
     return message
 
 
-def freeze_frozen_norms(model: nn.Module) -> None:
-    """Keep the running statistics of frozen batch-norm layers fixed (eval mode)."""
+def freeze_norm_statistics(model: nn.Module, every: bool = False) -> None:
+    """Keep the running statistics of frozen batch-norm layers fixed (eval mode); with `every`,
+    of all of them, their scales and shifts still trained."""
     for module in model.modules():
-        if isinstance(module, _BatchNorm) and not any(p.requires_grad for p in module.parameters()):
+        frozen = not any(p.requires_grad for p in module.parameters())
+        if isinstance(module, _BatchNorm) and (every or frozen):
             module.eval()
 
 
@@ -514,10 +516,13 @@ class _Run:
         return last
 
     def begin_epoch(self) -> None:
-        """Put the trained module in training mode (frozen batch norms stay in eval mode)."""
+        """Put the trained module in training mode. Frozen batch norms stay in eval mode, and
+        in two-stage's second stage every one does: the head was fitted to the backbone's
+        features under the pretrained statistics, which batch statistics would change at once
+        (Keras's fine-tuning guide keeps them so too)."""
         self.module.train()
         if not self.on_features:
-            freeze_frozen_norms(self.model)
+            freeze_norm_statistics(self.model, every=self.config.head_stage > 0)
 
     def step_loss(
         self, x: torch.Tensor, y: torch.Tensor, step: int
