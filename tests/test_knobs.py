@@ -119,6 +119,8 @@ def test_a_knob_left_off_is_not_on_the_card():
         ("--head-epochs 2", "--head-epochs is for --strategy two-stage, not full"),
         ("--strategy two-stage --layer-decay 0", "--layer-decay must be in (0, 1]"),
         ("--strategy head --layer-decay 0.5", "--layer-decay has no effect with --strategy head"),
+        ("--norm-statistics frozen", "unknown --norm-statistics 'frozen'; choose from kept, batch"),
+        ("--strategy head --norm-statistics kept", "--norm-statistics has no effect with --strat"),
         ("--strategy two-stage --lr auto", "--lr auto is not for --strategy two-stage"),
         ("--flip", "--flip: a mirrored image of digits changes its label"),
         ("--image-size 4", "--image-size must be over 4: lenet's input has a border of 2"),

@@ -517,12 +517,12 @@ class _Run:
 
     def begin_epoch(self) -> None:
         """Put the trained module in training mode. Frozen batch norms stay in eval mode, and
-        in two-stage's second stage every one does: the head was fitted to the backbone's
-        features under the pretrained statistics, which batch statistics would change at once
-        (Keras's fine-tuning guide keeps them so too)."""
+        every one does with `--norm-statistics kept` (two-stage's default: its head was fitted
+        to the backbone's features under the pretrained statistics, which batch statistics
+        would change at once; Keras's fine-tuning guide keeps them so too)."""
         self.module.train()
         if not self.on_features:
-            freeze_norm_statistics(self.model, every=self.config.head_stage > 0)
+            freeze_norm_statistics(self.model, every=self.config.keeps_norm_statistics)
 
     def step_loss(
         self, x: torch.Tensor, y: torch.Tensor, step: int
