@@ -195,8 +195,9 @@ def freeze_norm_statistics(model: nn.Module, every: bool = False) -> None:
     """Keep the running statistics of frozen batch-norm layers fixed (eval mode); with `every`,
     of all of them, their scales and shifts still trained."""
     for module in model.modules():
-        frozen = not any(p.requires_grad for p in module.parameters())
-        if isinstance(module, _BatchNorm) and (every or frozen):
+        if not isinstance(module, _BatchNorm):
+            continue
+        if every or not any(p.requires_grad for p in module.parameters()):
             module.eval()
 
 
