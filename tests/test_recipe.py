@@ -16,7 +16,8 @@ from zoo.errors import ZooError
 from zoo.training import lr_find
 from zoo.training.config import TrainConfig
 from zoo.training.distributed import setup
-from zoo.training.loop import _better, _Run
+from zoo.training.loop import _Run
+from zoo.training.selection import is_record, within_noise
 from zoo.weights import read_meta
 
 
@@ -33,11 +34,28 @@ def test_patience_is_on_by_default_for_long_runs_only(registry, epochs, patience
     assert config.stop_after == stop_after
 
 
-def test_the_best_epoch_is_the_most_accurate_and_of_equals_the_lowest_loss():
-    best = {"val_accuracy": 0.9, "val_loss": 0.3}
-    assert _better(0.91, 0.5, best) and not _better(0.89, 0.1, best)
-    assert _better(0.9, 0.2, best) and not _better(0.9, 0.4, best)
-    assert _better(0.9, 0.4, {"val_accuracy": 0.9})  # a checkpoint from before losses
+def test_the_record_is_the_most_accurate_epoch_and_of_equals_the_lowest_loss():
+    record = {"val_accuracy": 0.9, "val_loss": 0.3}
+    assert is_record(0.91, 0.5, record) and not is_record(0.89, 0.1, record)
+    assert is_record(0.9, 0.2, record) and not is_record(0.9, 0.4, record)
+    assert is_record(0.9, 0.4, {"val_accuracy": 0.9})  # a checkpoint from before losses
+
+
+def answers(lost: int, gained: int, agreed: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+    """A record's and a later epoch's answers (right or wrong per image) that differ on
+    `lost` images the record got right and `gained` it got wrong."""
+    record = torch.tensor([True] * lost + [False] * gained + [True] * agreed)
+    return record, torch.tensor([False] * lost + [True] * gained + [True] * agreed)
+
+
+def test_a_later_epoch_is_kept_unless_a_paired_test_puts_it_below_the_record():
+    assert within_noise(*answers(0, 0))  # the same answers
+    assert within_noise(*answers(3, 9))  # better, though not a record on its loss
+    assert within_noise(*answers(12, 5))  # 7 images behind: 1.96 x sqrt(17) = 8.1 allowed
+    assert not within_noise(*answers(14, 4))  # 10 behind: 8.3 allowed
+    assert not within_noise(*answers(30, 0))
+    assert not within_noise(None, answers(0, 0)[1])  # a checkpoint without the record's answers
+    assert not within_noise(torch.ones(5, dtype=torch.bool), torch.ones(6, dtype=torch.bool))
 
 
 def test_a_run_stops_when_the_validation_score_no_longer_improves(zoo_cli, tmp_path):
@@ -46,24 +64,42 @@ def test_a_run_stops_when_the_validation_score_no_longer_improves(zoo_cli, tmp_p
     assert result.code == 0, result.err
     rows = rows_of(tmp_path, "p")
     meta = read_meta(tmp_path / "p.safetensors")["metrics"]
-    best = meta["best_epoch"]
+    best, record = meta["best_epoch"], meta["record_epoch"]
     assert len(rows) < 20 and meta["stopped_early"] and meta["epochs_trained"] == len(rows)
+    scores = [(r["val_accuracy"], -r["val_loss"]) for r in rows]
+    assert scores[record - 1] == max(scores)  # the record: by accuracy, then loss
+    assert all(scores[i] < scores[record - 1] for i in range(record, len(rows)))
+    assert record <= best and meta["best_val_accuracy"] == rows[best - 1]["val_accuracy"]
     losses = [r["val_loss"] for r in rows]
     records = [i + 1 for i, loss in enumerate(losses) if loss < min(losses[:i], default=9.9)]
-    progress = max(best, records[-1])  # the last epoch of a better accuracy or a lower loss
+    progress = max(record, records[-1])  # the last epoch of a better accuracy or a lower loss
     assert rows[-1]["epoch"] - progress == 2 and meta["patience"] == 2
-    which = ", the best" if progress == best else f" (the best: {best})"
+    which = ", the weights kept" if progress == best else f" (the weights kept: epoch {best})"
     assert (
         f"stopped after epoch {len(rows)}: neither the validation accuracy nor its loss has "
         f"improved since epoch {progress}{which} (--patience"
     ) in " ".join(result.out.split())
-    scores = [(r["val_accuracy"], -r["val_loss"]) for r in rows]
-    assert scores[best - 1] == max(scores)  # the best kept, by accuracy then loss
-    assert all(scores[i] < scores[best - 1] for i in range(best, len(rows)))
-    last = torch.load(tmp_path / "runs/p/last.ckpt", weights_only=True)["state_dict"]
-    kept = load_file(tmp_path / "p.safetensors")
-    assert not all(torch.equal(last[k], kept[k]) for k in last)  # best and last differ
     assert 0 < meta["last_epoch_test_accuracy"] <= 1  # the last epoch's, tested beside
+    answers = torch.load(tmp_path / "runs/p/last.ckpt", weights_only=True)["record"]["answers"]
+    assert answers.dtype == torch.bool and answers.float().mean().item() == pytest.approx(
+        rows[record - 1]["val_accuracy"]
+    )
+
+
+def test_a_run_that_falls_apart_keeps_an_epoch_from_before(zoo_cli, tmp_path):
+    # A rate that warms up far too high: the first epochs learn, then the model collapses.
+    args = ["train", "lenet", "--epochs", "20", "--lr", "0.3", "--warmup", "10", "--patience"]
+    result = zoo_cli([*args, "2", "-q", *where(tmp_path, "o")])
+    assert result.code == 0, result.err
+    rows = rows_of(tmp_path, "o")
+    meta = read_meta(tmp_path / "o.safetensors")["metrics"]
+    assert meta["stopped_early"] and meta["best_epoch"] < len(rows) < 20
+    assert rows[-1]["val_accuracy"] < meta["record_val_accuracy"] - 0.15  # far below: the test
+    assert meta["record_epoch"] <= meta["best_epoch"]
+    assert meta["test_accuracy"] > meta["last_epoch_test_accuracy"] + 0.1
+    last = torch.load(tmp_path / "runs/o/last.ckpt", weights_only=True)["state_dict"]
+    kept = load_file(tmp_path / "o.safetensors")
+    assert not all(torch.equal(last[k], kept[k]) for k in last)
 
 
 def test_the_default_patience_waits_for_the_rate_to_fall(registry):
@@ -71,7 +107,7 @@ def test_the_default_patience_waits_for_the_rate_to_fall(registry):
     for patience, first_stop in ((None, 9), (3, 4)):  # the default: 3, from epoch 6 of 12
         config = TrainConfig.for_model(spec, epochs=12, limit=200, patience=patience)
         run = _Run(registry, spec, config, setup("cpu"), None, False, frozenset())
-        run.best = {"epoch": 1, "val_accuracy": 0.9, "val_loss": 0.3, "state": {}}
+        run.record = {"epoch": 1, "val_accuracy": 0.9, "val_loss": 0.3}
         stops = []
         for epoch in range(1, 13):
             run.history.append({"epoch": epoch})
@@ -83,7 +119,7 @@ def test_a_falling_validation_loss_is_progress_that_patience_waits_for(registry)
     spec = registry.model("lenet")
     config = TrainConfig.for_model(spec, epochs=12, limit=200, patience=3)
     run = _Run(registry, spec, config, setup("cpu"), None, False, frozenset())
-    run.best = {"epoch": 1, "val_accuracy": 0.9, "val_loss": 0.5, "state": {}}
+    run.record = {"epoch": 1, "val_accuracy": 0.9, "val_loss": 0.5}
     stops = []  # the accuracy stalls after epoch 1; the loss falls till epoch 6
     for epoch, loss in enumerate([0.5, 0.45, 0.4, 0.38, 0.36, 0.35, 0.36, 0.35, 0.4, 0.3], 1):
         accuracy = 0.9 if epoch == 1 else 0.89

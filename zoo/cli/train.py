@@ -89,7 +89,7 @@ def train_model(
             out.print(f"--lr auto: {result.lr_found:.3g}, the range test's suggestion")
         if result.stopped_early:
             since, best = result.progress_epoch, result.best_epoch
-            which = ", the best" if since == best else f" (the best: {best})"
+            which = ", the weights kept" if since == best else f" (the weights kept: epoch {best})"
             out.print(
                 f"stopped after epoch {result.epochs}: neither the validation accuracy nor its "
                 f"loss has improved since epoch {since}{which} (--patience sets how long to wait)"

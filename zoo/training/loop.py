@@ -6,9 +6,9 @@ frozen backbone without augmentation, the head trained on features computed once
 default epochs, batch size and learning rate scale with the training split (`scaled_defaults`).
 Every epoch ends with the accuracy on a validation subset of the held-out training images, a
 line in metrics.jsonl and an atomic checkpoint, from which `--resume` continues to the same
-final weights; the final weights are the best epoch's on that subset, and the full test split is
-evaluated once, at the end. Under torchrun each process trains on its shard and rank 0
-evaluates and writes.
+final weights; the final weights are the best epoch's on that subset (`selection` says which
+that is), and the full test split is evaluated once, at the end. Under torchrun each process
+trains on its shard and rank 0 evaluates and writes.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from zoo.data.stream import batches, resident
 from zoo.errors import ZooError
 from zoo.registry import Registry
 from zoo.specs import DatasetSpec, InputSpec, ModelSpec
-from zoo.training import budget, distributed, lr_find, runlog
+from zoo.training import budget, distributed, lr_find, runlog, selection
 from zoo.training.checkpoint import (
     FILENAME,
     frozen_checksum,
@@ -76,7 +76,6 @@ ONE_WRITER = "wait for it to finish, or choose another --run-name"
 MIN_STEPS = 20  # a default batch size leaves at least this many steps an epoch
 FEW_STEPS = 4  # a chosen one that leaves fewer gets a warning
 VALIDATION_IMAGES = 2_000  # held-out images evaluated each epoch (evenly spaced)
-BEST_IS = "the highest validation accuracy; of equals, the lowest validation loss"
 # The training split the built-in models' defaults were tuned on: digits' 1,294 images.
 REFERENCE_IMAGES = 1_300
 MAX_SCALED_BATCH = 512
@@ -155,13 +154,6 @@ def train(
         run.budget_metrics(),
         progress_epoch=run.progress_epoch,
     )
-
-
-def _better(accuracy: float, loss: float, best: dict[str, Any]) -> bool:
-    """Whether a validation score beats (or equals) the best so far: a higher accuracy, or the
-    same with a lower loss (a checkpoint from before losses were kept has none)."""
-    best_loss = math.inf if best.get("val_loss") is None else best["val_loss"]
-    return (accuracy, -loss) >= (best["val_accuracy"], -best_loss)
 
 
 def lr_range_test(
@@ -271,7 +263,8 @@ class _Run:
         self._make_optimizer(groups, saved)
         self.tally = torch.zeros(3, device=ctx.device)  # loss sum, correct, images
         self.history: list[dict[str, Any]] = []
-        self.best: dict[str, Any] = {}  # the best epoch on the validation subset, its weights
+        self.best: dict[str, Any] = {}  # the epoch kept (`selection`), its weights
+        self.record: dict[str, Any] = {}  # the highest on validation, its answers per image
         # seconds to the first step: start-up, data, model (a frozen backbone's features apart)
         start = time.perf_counter() - self.started - self.features_seconds
         self.timing: dict[str, float] = {"start": start}
@@ -436,6 +429,8 @@ class _Run:
         self.schedule.load_state_dict(saved["schedule"])
         self.epoch, self.step, self.seconds = saved["epoch"], saved["step"], saved["seconds"]
         self.history, self.best = saved["history"], saved["best"]
+        # A checkpoint from before records were kept: the best was the record, its answers unknown.
+        self.record = saved.get("record") or {k: v for k, v in self.best.items() if k != "state"}
         if self.best and self.best["state"] is None:  # the checkpoint's own weights
             self.best["state"] = {k: v.clone() for k, v in saved["state_dict"].items()}
         self.before = saved["elapsed"]
@@ -495,7 +490,7 @@ class _Run:
         falls (the same run stopped at epoch 12 with 88.4% when counted from the start)."""
         config = self.config
         patience = config.stop_after
-        if patience is None or not self.history or self.best.get("val_accuracy") is None:
+        if patience is None or not self.history or self.record.get("val_accuracy") is None:
             return False
         since = max(self.progress_epoch, config.head_stage)
         if config.patience is None and config.schedule != "constant":
@@ -504,12 +499,12 @@ class _Run:
 
     @property
     def progress_epoch(self) -> int | None:
-        """The last epoch that made progress on the validation subset: the best epoch (the
-        weights kept), or a later one whose loss fell below every earlier one's (None before
-        the first validated epoch)."""
-        if self.best.get("val_accuracy") is None:
+        """The last epoch that made progress on the validation subset: the record (the highest
+        accuracy), or a later one whose loss fell below every earlier one's (None before the
+        first validated epoch)."""
+        if self.record.get("val_accuracy") is None:
             return None
-        last, low = self.best["epoch"], math.inf
+        last, low = self.record["epoch"], math.inf
         for row in self.history:
             loss = row.get("val_loss")  # None in a checkpoint from before losses were kept
             if loss is not None and loss < low:
@@ -590,14 +585,24 @@ class _Run:
             return
         began = time.perf_counter()
         labels = self.validation[1]
-        accuracy = loss = None
+        accuracy = loss = answers = None
         with self.ema.applied(self.module) if self.ema else contextlib.nullcontext():
             if len(labels):
                 logits = self.validation_logits()
-                accuracy = (logits.argmax(1) == labels).float().mean().item()
+                answers = logits.argmax(1) == labels  # right or wrong, per image
+                accuracy = answers.float().mean().item()
                 loss = F.cross_entropy(logits, labels).item()
             # Nothing held out (no accuracy): the last epoch's weights.
-            if not self.best or accuracy is None or _better(accuracy, loss, self.best):
+            record = self.record
+            new = not record or accuracy is None or selection.is_record(accuracy, loss, record)
+            if new:
+                self.record = {
+                    "epoch": epoch,
+                    "val_accuracy": accuracy,
+                    "val_loss": loss,
+                    "answers": answers,  # for the paired test
+                }
+            if new or selection.within_noise(record.get("answers"), answers):
                 state = {k: v.detach().clone() for k, v in trained_state(self.model).items()}
                 self.best = {
                     "epoch": epoch,
@@ -675,6 +680,7 @@ class _Run:
             "tally": tally,
             "history": self.history,
             "best": self._best_to_save(),
+            "record": self.record,
             "elapsed": self.elapsed(),
             "state_dict": trained_state(self.model),  # the frozen rest is rebuilt on resume
             "frozen": self.frozen,
@@ -765,7 +771,9 @@ class _Run:
                 "best_epoch": self.best.get("epoch"),
                 "best_val_accuracy": self.best.get("val_accuracy"),
                 "best_val_loss": self.best.get("val_loss"),
-                "best_is": BEST_IS,
+                "best_is": selection.KEPT_IS,
+                "record_epoch": self.record.get("epoch"),
+                "record_val_accuracy": self.record.get("val_accuracy"),
                 "last_epoch_test_accuracy": accuracy if last is None else last,
                 "epochs_trained": len(self.history),
                 "stopped_early": self.stopped_early,
