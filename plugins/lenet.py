@@ -62,7 +62,7 @@ def zoo_models() -> list[zoo.ModelSpec]:
             ),
             # 54,000 images overfit the digits' recipe (scaled: 11 epochs, 90.1%): flips and a
             # strong decoupled weight decay hold it, at half the scaled rate (the best of 15
-            # recipes tried, seeds 0 and 1; padded crops and EMA cost accuracy; 91.66% test
+            # recipes tried, seeds 0 and 1; padded crops and EMA cost accuracy; 91.86% test
             # over seeds 0-3, smaller batches the same). README: Fashion-MNIST.
             recipes={
                 "fashion-mnist": {
