@@ -79,7 +79,7 @@ def test_info_prints_the_seed_tree_and_parameters(zoo_cli):
     )
     assert (
         "its recipe on fashion-mnist, over the defaults:\n"
-        "  --epochs 30 --batch-size 256 --lr 0.007 --weight-decay 0.15 --flip\n" in result.out
+        "  --epochs 30 --batch-size 128 --lr 0.005 --weight-decay 0.15 --flip\n" in result.out
     )
 
 
