@@ -81,8 +81,8 @@ def train_model(
     if result.path is not None:
         t = result.timing
         out.print(
-            f"{spec.name} on {config.dataset}: test accuracy {result.accuracy:.2%} (the best "
-            f"epoch's weights, epoch {result.best_epoch}) in {result.seconds:.1f}s -> "
+            f"{spec.name} on {config.dataset}: test accuracy {result.accuracy:.2%} (the weights "
+            f"kept: epoch {result.best_epoch}) in {result.seconds:.1f}s -> "
             f"{result.path} (run folder {result.run_dir})"
         )
         if result.lr_found is not None:
