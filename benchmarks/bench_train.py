@@ -6,8 +6,8 @@
    Dataset whose samples go through torchvision transforms one by one in a DataLoader, batch 4,
    SGD lr 0.001 momentum 0.9, --seed-epochs epochs, at the thread count fastest for it, tested
    after every epoch) and for `zoo train lenet` with its defaults (which choose their own
-   thread count; zoo touches the test split once, so its time is that of the shortest
-   `--epochs N` run that reaches 98.5%). Also: each
+   thread count; `--lenet-threads N` fixes both sides' instead; zoo touches the test split
+   once, so its time is that of the shortest `--epochs N` run that reaches 98.5%). Also: each
    side's final accuracy, and training images/s at equal thread counts.
 2. VGG16 `head`, 5 epochs on a 2,000-image subset (`--limit 2000`; digits has 1,438 training
    images, so all of them): zoo, which computes the frozen features once, against seed 002's
@@ -21,7 +21,8 @@ Each measurement is repeated (--repeats, interleaved; repeat i uses seed i on bo
 the accuracies are medians over seeds) and the median is reported.
 
     python benchmarks/bench_train.py [--repeats 3] [--only lenet|vgg16]
-    python benchmarks/bench_train.py --only lenet --lenet-dataset fashion-mnist --seed-epochs 3
+    python benchmarks/bench_train.py --only lenet --lenet-dataset fashion-mnist --seed-epochs 3 \
+        [--lenet-threads 2]
 """
 
 from __future__ import annotations
@@ -131,12 +132,16 @@ def seed_threads(registry) -> int:
     return threads.choose(model, torch.zeros(4, 1, 32, 32), train=True)
 
 
-def zoo_time_to(registry, dataset: str, seed: int, most: int, target: float) -> float:
+def zoo_time_to(
+    registry, dataset: str, seed: int, most: int, target: float, threads: int | None
+) -> float:
     """zoo tests once, at the end: its time to `target` is the training seconds of the
     shortest `zoo train lenet --epochs N` (N up to `most`) whose test accuracy reaches it, as a
     user would choose N (inf if none does)."""
     for epochs in range(1, most + 1):
-        rows, _, accuracy = zoo_run(registry, "lenet", dataset=dataset, seed=seed, epochs=epochs)
+        rows, _, accuracy = zoo_run(
+            registry, "lenet", dataset=dataset, seed=seed, epochs=epochs, threads=threads
+        )
         if accuracy >= target:
             return sum(row["seconds"] for row in rows)
     return math.inf
@@ -194,19 +199,20 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def bench_lenet(registry, dataset: str, repeats: int, seed_epochs: int) -> None:
+def bench_lenet(registry, dataset: str, repeats: int, seed_epochs: int, fixed: int | None) -> None:
+    """LeNet's time to accuracy; `fixed`: both sides' thread count, or each its fastest."""
     _, data = load_dataset(registry, dataset, 32)
     target, final = TARGETS[dataset]
-    best = seed_threads(registry)
+    best = fixed or seed_threads(registry)
     spec = registry.model("lenet")
     defaults = TrainConfig.for_model(spec, dataset=dataset)  # with the recipe for the dataset
     seed, ours, ours_ttas = [], [], []
     for i in range(repeats):  # interleaved
         torch.set_num_threads(best)
         seed.append(seed_lenet(registry, data, seed_epochs, i))
-        rows, _, accuracy = zoo_run(registry, "lenet", dataset=dataset, seed=i)
+        rows, _, accuracy = zoo_run(registry, "lenet", dataset=dataset, seed=i, threads=fixed)
         ours.append((rows, accuracy))
-        ours_ttas.append(zoo_time_to(registry, dataset, i, defaults.epochs, target))
+        ours_ttas.append(zoo_time_to(registry, dataset, i, defaults.epochs, target, fixed))
     zoo_threads = statistics.mode(row["threads"] for rows, _ in ours for row in rows)
     seed_ttas = [time_to(r, target) for r in seed]
     seed_tta, ours_tta = median(seed_ttas), median(ours_ttas)
@@ -280,13 +286,18 @@ def main() -> None:
     parser.add_argument("--vgg-batch", type=int, default=64, help="vgg16 head batch (both)")
     parser.add_argument("--only", choices=("lenet", "vgg16"))
     parser.add_argument("--lenet-dataset", choices=tuple(TARGETS), default="digits")
+    parser.add_argument("--lenet-threads", type=int, help="both LeNet sides' [each its fastest]")
     args = parser.parse_args()
-    if args.only == "vgg16" and args.lenet_dataset != "digits":
-        parser.error("--lenet-dataset is for the LeNet part; vgg16's is digits")
+    if args.only == "vgg16" and (args.lenet_dataset != "digits" or args.lenet_threads):
+        parser.error("--lenet-dataset and --lenet-threads are for the LeNet part")
+    if args.lenet_threads is not None and args.lenet_threads < 1:
+        parser.error("--lenet-threads must be at least 1")
     registry = get_registry()
     print(f"torch {torch.__version__}, CPU with {threads.cores()} cores")
     if args.only != "vgg16":
-        bench_lenet(registry, args.lenet_dataset, args.repeats, args.seed_epochs)
+        bench_lenet(
+            registry, args.lenet_dataset, args.repeats, args.seed_epochs, args.lenet_threads
+        )
     if args.only != "lenet":
         _, digits = load_dataset(registry, "digits", 32)
         bench_vgg16(registry, digits, args.repeats, args.vgg_batch)
