@@ -6,8 +6,8 @@ frozen backbone without augmentation, the head trained on features computed once
 default epochs, batch size and learning rate scale with the training split (`scaled_defaults`).
 Every epoch ends with the accuracy on a validation subset of the held-out training images, a
 line in metrics.jsonl and an atomic checkpoint, from which `--resume` continues to the same
-final weights; the final weights are the best epoch's on that subset (`selection` says which
-that is), and the full test split is evaluated once, at the end. Under torchrun each process
+final weights; the final weights are those of the epoch that `selection` picks on that subset,
+and the full test split is evaluated once, at the end. Under torchrun each process
 trains on its shard and rank 0 evaluates and writes.
 """
 
@@ -713,7 +713,7 @@ class _Run:
         return path
 
     def finish(self, out: Path) -> Path:
-        """Take the best epoch's weights, evaluate the test split once, fit the post-hoc
+        """Take the kept epoch's weights, evaluate the test split once, fit the post-hoc
         parts, write the plots and the weights file; return its path."""
         data, config = self.data, self.config
         timing = self.timing

@@ -3,9 +3,10 @@
 The validation subset is small (up to 2,000 images), so the epoch that scores highest on it is
 partly picked by its noise: it looks better there because it was chosen there. In LeNet's runs
 on Fashion-MNIST the last epoch beat such an earlier pick on the test split by up to 1.3 points
-(README: the best epoch, not the last). A run therefore keeps the latest epoch that a paired test
-on the same validation images cannot tell below the highest-scoring one (the record): what the
-schedule converged to, unless the record is clearly better, as in a run that overfits.
+(README: the best epoch, not the last, nor the luckiest). A run therefore keeps the latest
+epoch that a paired test on the same validation images cannot tell below the highest-scoring
+one (the record): what the schedule converged to, unless the record is clearly better, as in a
+run that overfits.
 """
 
 from __future__ import annotations
